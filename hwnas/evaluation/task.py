@@ -1,0 +1,370 @@
+"""A synthetic benchmark task: scoped-negation sentiment classification ("sentiment-synth").
+
+The task is built in, deterministic and needs no download. It exists to give a small weight-sharing
+BERT-style supernet a real accuracy trade-off: the label depends on how tokens interact across the
+sequence (which negator is close enough to which sentiment word, and which clause comes last), so a
+bag of words - or a one-layer, one-head model that is little more than a weighted bag of words -
+cannot solve it, while a deeper multi-head model can.
+
+Vocabulary
+    ``[PAD]`` = 0, ``[CLS]`` = 1, ``[SEP]`` = 2, ``[UNK]`` = 3, then positive sentiment words
+    (``good``, ``great`` ...), negative sentiment words (``bad``, ``awful`` ...), negators (``not``,
+    ``never``, ``hardly`` ...), intensifiers (``very``, ``extremely`` ...), contrast words (``but``,
+    ``however``, ``yet``) and neutral filler words (``the``, ``movie``, ``was`` ...).
+
+Grammar (one sentence; all choices drawn from a seeded ``numpy.random.Generator``)
+    sentence := clause | clause CONTRAST clause
+    clause   := FILLER{0..2} phrase (FILLER{1..3} phrase){0..2} FILLER{0..2}
+    phrase   := [NEG FILLER{g}] [INT] SENT
+    A phrase holds one sentiment word, optionally preceded by an intensifier and optionally by a
+    negator; the negator sits at a distance d (in tokens, counting the intensifier and the g filler
+    words in between) that is either inside the negation window (1 <= d <= 3) or, as a distractor,
+    just outside it (4 <= d <= 6). The first clause of a two-clause sentence is usually (but not
+    always) of the opposite polarity to the second. Encoded, a sentence reads
+    ``[CLS] w1 ... wn [SEP] [PAD] ...`` padded to ``seq_len`` tokens (at most ``seq_len - 2`` words).
+
+Label rule (:func:`label_of`, the single source of truth that the generator also uses)
+    1. If the sentence contains a contrast word, only the clause after the *last* contrast word
+       counts; otherwise the whole sentence is one clause.
+    2. Every sentiment word in that clause contributes its polarity (+1 positive, -1 negative),
+       multiplied by -1 if a negator occurs among the 3 tokens immediately before it (inside the
+       clause; a negator flips every sentiment word within 3 tokens after it, and the flip happens
+       once however many negators are in the window), and by 2 if the token immediately before it
+       is an intensifier.
+    3. The score is the sum of the contributions; the label is 1 (positive) if the score is > 0 and
+       0 (negative) otherwise. The generator never emits a sentence whose score is 0.
+
+Splits are drawn from one stream of unique sentences, so no sentence appears in two splits, and
+each split is class-balanced exactly (an odd size gets the extra example in class 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwnas.errors import InputError
+
+__all__ = [
+    "CONTRAST",
+    "FILLER",
+    "INTENSIFIERS",
+    "NEGATION_WINDOW",
+    "NEGATORS",
+    "NEGATIVE",
+    "POSITIVE",
+    "SPECIAL_TOKENS",
+    "TASK_NAMES",
+    "Split",
+    "TextTask",
+    "label_of",
+    "make_task",
+    "score_of",
+]
+
+TASK_NAMES = ("sentiment-synth",)
+
+SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]")
+PAD_ID, CLS_ID, SEP_ID, UNK_ID = 0, 1, 2, 3
+
+POSITIVE = (
+    "good", "great", "excellent", "wonderful", "pleasant", "superb", "brilliant", "lovely",
+    "delightful", "enjoyable", "charming", "clever", "beautiful", "perfect", "amazing",
+    "impressive", "satisfying", "friendly", "tasty", "fantastic",
+)
+NEGATIVE = (
+    "bad", "awful", "terrible", "poor", "boring", "dull", "horrible", "weak", "bland", "messy",
+    "annoying", "painful", "ugly", "rude", "stale", "clumsy", "dreadful", "lousy", "tedious",
+    "disappointing",
+)
+NEGATORS = ("not", "never", "hardly", "barely", "scarcely", "rarely")
+INTENSIFIERS = ("very", "extremely", "really", "truly", "incredibly", "remarkably")
+CONTRAST = ("but", "however", "yet")
+FILLER = (
+    "the", "a", "an", "this", "that", "these", "it", "its", "we", "they", "i", "he", "she", "you",
+    "our", "their", "my", "his", "her", "some", "movie", "film", "food", "service", "place", "plot",
+    "story", "actor", "cast", "music", "room", "staff", "meal", "book", "show", "game", "hotel",
+    "car", "phone", "album", "song", "ending", "scene", "dinner", "menu", "price", "view", "trip",
+    "was", "is", "were", "are", "be", "been", "seemed", "felt", "looked", "sounded", "tasted",
+    "became", "stayed", "and", "of", "in", "with", "at", "for", "on", "to", "from", "about",
+    "after", "before", "during", "overall", "today", "yesterday", "again", "also", "still",
+    "honestly", "frankly", "mostly", "then", "there", "here", "so", "as", "one", "two", "first",
+    "last", "new", "old", "big", "small", "long", "short", "red", "blue", "local", "whole",
+)
+
+NEGATION_WINDOW = 3
+"""A negator flips a sentiment word when it is at most this many tokens before it."""
+
+_POS = frozenset(POSITIVE)
+_NEG = frozenset(NEGATIVE)
+_NEGATORS = frozenset(NEGATORS)
+_INTENS = frozenset(INTENSIFIERS)
+_CONTRAST = frozenset(CONTRAST)
+
+VOCAB: tuple[str, ...] = SPECIAL_TOKENS + POSITIVE + NEGATIVE + NEGATORS + INTENSIFIERS + CONTRAST + FILLER
+assert len(set(VOCAB)) == len(VOCAB), "duplicate vocabulary entry"
+
+# Generator knobs (probabilities); changing them changes the task.
+_P_CONTRAST = 0.35  # two clauses joined by a contrast word
+_P_FIRST_OPPOSITE = 0.8  # first clause aims at the opposite polarity of the final one
+_P_NEGATED = 0.45  # a phrase carries an in-window negator
+_P_DISTRACTOR = 0.3  # a phrase carries a negator just outside the window (if not negated)
+_P_INTENSIFIED = 0.35  # a phrase carries an intensifier
+_PHRASES_PER_CLAUSE = (1, 3)  # inclusive range
+
+
+# --------------------------------------------------------------------------------------------
+# label rule
+
+
+def score_of(tokens: list[str] | tuple[str, ...]) -> int:
+    """Sentiment score of a tokenised sentence under the task's label rule (see module doc).
+
+    Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``) and unknown words count as neutral
+    filler. Only the clause after the last contrast word is scored.
+    """
+    words = [str(t).lower() for t in tokens]
+    start = 0
+    for i, w in enumerate(words):
+        if w in _CONTRAST:
+            start = i + 1
+    score = 0
+    for i in range(start, len(words)):
+        w = words[i]
+        if w in _POS:
+            value = 1
+        elif w in _NEG:
+            value = -1
+        else:
+            continue
+        lo = max(start, i - NEGATION_WINDOW)
+        if any(words[j] in _NEGATORS for j in range(lo, i)):
+            value = -value
+        if i - 1 >= start and words[i - 1] in _INTENS:
+            value *= 2
+        score += value
+    return score
+
+
+def label_of(tokens: list[str] | tuple[str, ...]) -> int:
+    """Class of a tokenised sentence: 1 (positive) if :func:`score_of` is > 0, else 0 (negative)."""
+    return 1 if score_of(tokens) > 0 else 0
+
+
+# --------------------------------------------------------------------------------------------
+# data containers
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: ``input_ids`` and ``attention_mask`` are int64 ``[N, S]``, ``labels`` int64 ``[N]``."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class TextTask:
+    """A tokenised, split, binary text-classification task."""
+
+    name: str
+    vocab: tuple[str, ...]
+    seq_len: int
+    num_labels: int
+    train: Split
+    validation: Split
+    test: Split
+    seed: int
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Whitespace-tokenise ``text`` (lower-cased) into ``([CLS] words [SEP] [PAD]...)`` ids and mask.
+
+        Unknown words map to ``[UNK]``; ``[CLS]``/``[SEP]`` in ``text`` are not added twice.
+        Raises :class:`InputError` if the sentence does not fit in ``seq_len``.
+        """
+        index = {tok: i for i, tok in enumerate(self.vocab)}
+        words = [w for w in text.split() if w not in ("[CLS]", "[SEP]", "[PAD]")]
+        ids = [CLS_ID] + [index.get(w if w in index else w.lower(), UNK_ID) for w in words] + [SEP_ID]
+        if len(ids) > self.seq_len:
+            raise InputError(
+                f"text has {len(words)} words; at most {self.seq_len - 2} fit in seq_len={self.seq_len}"
+            )
+        out = np.zeros(self.seq_len, dtype=np.int64)
+        out[: len(ids)] = ids
+        mask = np.zeros(self.seq_len, dtype=np.int64)
+        mask[: len(ids)] = 1
+        return out, mask
+
+    def decode(self, ids) -> str:
+        """Words of ``ids`` joined by spaces, without ``[CLS]``, ``[SEP]`` and ``[PAD]``."""
+        skip = (PAD_ID, CLS_ID, SEP_ID)
+        words = []
+        for i in np.asarray(ids).reshape(-1).tolist():
+            if i in skip:
+                continue
+            words.append(self.vocab[i] if 0 <= i < len(self.vocab) else "[UNK]")
+        return " ".join(words)
+
+
+# --------------------------------------------------------------------------------------------
+# generator
+
+
+class _Draws:
+    """Fast consumer of a numpy Generator: uniform floats drawn in blocks."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 1 << 16) -> None:
+        self._rng = rng
+        self._block = block
+        self._buf: list[float] = []
+        self._pos = 0
+
+    def u(self) -> float:
+        if self._pos >= len(self._buf):
+            self._buf = self._rng.random(self._block).tolist()
+            self._pos = 0
+        x = self._buf[self._pos]
+        self._pos += 1
+        return x
+
+    def int(self, lo: int, hi: int) -> int:
+        """Uniform integer in ``[lo, hi]`` (inclusive)."""
+        return lo + int(self.u() * (hi - lo + 1))
+
+    def pick(self, seq):
+        return seq[int(self.u() * len(seq))]
+
+
+def _phrase(d: _Draws, polarity: int) -> list[str]:
+    """Tokens of one phrase whose word-level polarity (before negation) is ``polarity``."""
+    negated = d.u() < _P_NEGATED
+    distractor = not negated and d.u() < _P_DISTRACTOR
+    intens = d.u() < _P_INTENSIFIED
+    word_pol = -polarity if negated else polarity
+    out: list[str] = []
+    core = ([d.pick(INTENSIFIERS)] if intens else []) + [d.pick(POSITIVE if word_pol > 0 else NEGATIVE)]
+    if negated or distractor:
+        if negated:
+            dist = d.int(max(1, len(core)), NEGATION_WINDOW)
+        else:
+            dist = d.int(NEGATION_WINDOW + 1, NEGATION_WINDOW + 3)
+        gap = dist - len(core)  # filler words between the negator and the core
+        out.append(d.pick(NEGATORS))
+        out.extend(d.pick(FILLER) for _ in range(gap))
+    out.extend(core)
+    return out
+
+
+def _clause(d: _Draws, target: int) -> list[str]:
+    """A clause whose phrases mostly point towards ``target`` (+1 / -1)."""
+    n = d.int(*_PHRASES_PER_CLAUSE)
+    out = [d.pick(FILLER) for _ in range(d.int(0, 2))]
+    for k in range(n):
+        if k:
+            out.extend(d.pick(FILLER) for _ in range(d.int(1, 3)))
+        # a minority of phrases oppose the clause's direction, so that the sum matters
+        pol = target if (k == 0 or d.u() < 0.6) else -target
+        out.extend(_phrase(d, pol))
+    out.extend(d.pick(FILLER) for _ in range(d.int(0, 2)))
+    return out
+
+
+def _sentence(d: _Draws) -> list[str]:
+    target = 1 if d.u() < 0.5 else -1
+    if d.u() < _P_CONTRAST:
+        first = -target if d.u() < _P_FIRST_OPPOSITE else target
+        return _clause(d, first) + [d.pick(CONTRAST)] + _clause(d, target)
+    return _clause(d, target)
+
+
+def _check_int(name: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def make_task(
+    name: str = "sentiment-synth",
+    seed: int = 0,
+    seq_len: int = 32,
+    n_train: int = 16000,
+    n_val: int = 2000,
+    n_test: int = 2000,
+) -> TextTask:
+    """Generate the built-in synthetic task deterministically from ``seed`` (see module doc)."""
+    if name not in TASK_NAMES:
+        raise InputError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
+    seed = _check_int("seed", seed, 0)
+    seq_len = _check_int("seq_len", seq_len, 16)
+    n_train = _check_int("n_train", n_train, 2)
+    n_val = _check_int("n_val", n_val, 2)
+    n_test = _check_int("n_test", n_test, 2)
+    max_words = seq_len - 2
+
+    sizes = (n_train, n_val, n_test)
+    # per split and class, how many examples are wanted (odd sizes: class 0 gets one more)
+    wanted = [[(n + 1) // 2, n // 2] for n in sizes]
+    need = [sum(w[c] for w in wanted) for c in (0, 1)]
+    pools: list[list[tuple[str, ...]]] = [[], []]
+    seen: set[tuple[str, ...]] = set()
+    d = _Draws(np.random.default_rng(seed))
+    budget = 50 * (sum(sizes) + 100)
+    tries = 0
+    while len(pools[0]) < need[0] or len(pools[1]) < need[1]:
+        tries += 1
+        if tries > budget:
+            raise InputError(f"could not generate {sum(sizes)} distinct sentences with seq_len={seq_len}")
+        words = _sentence(d)
+        if len(words) > max_words:
+            continue
+        score = score_of(words)
+        if score == 0:
+            continue
+        key = tuple(words)
+        if key in seen:
+            continue
+        seen.add(key)
+        c = 1 if score > 0 else 0
+        if len(pools[c]) < need[c]:
+            pools[c].append(key)
+
+    index = {tok: i for i, tok in enumerate(VOCAB)}
+    splits = []
+    offset = [0, 0]
+    for s, n in enumerate(sizes):
+        rows: list[tuple[tuple[str, ...], int]] = []
+        for c in (0, 1):
+            take = wanted[s][c]
+            rows.extend((w, c) for w in pools[c][offset[c] : offset[c] + take])
+            offset[c] += take
+        order = d._rng.permutation(len(rows))
+        ids = np.zeros((n, seq_len), dtype=np.int64)
+        mask = np.zeros((n, seq_len), dtype=np.int64)
+        labels = np.zeros(n, dtype=np.int64)
+        for r, j in enumerate(order.tolist()):
+            words, c = rows[j]
+            seq = [CLS_ID] + [index[w] for w in words] + [SEP_ID]
+            ids[r, : len(seq)] = seq
+            mask[r, : len(seq)] = 1
+            labels[r] = c
+        splits.append(Split(input_ids=ids, attention_mask=mask, labels=labels))
+
+    return TextTask(
+        name=name,
+        vocab=VOCAB,
+        seq_len=seq_len,
+        num_labels=2,
+        train=splits[0],
+        validation=splits[1],
+        test=splits[2],
+        seed=seed,
+    )

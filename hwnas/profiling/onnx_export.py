@@ -1,0 +1,63 @@
+"""Export a PyTorch module to an in-memory ONNX model.
+
+Uses the TorchScript-based exporter (``dynamo=False``): on this project's 2-core machine it
+exports a BERT-base encoder layer several times faster than the dynamo exporter, and our
+modules are plain tensor code that it traces exactly. ``tools/bench_export.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+OPSET = 17
+
+
+def export_onnx(
+    module: nn.Module,
+    feeds: Mapping[str, np.ndarray],
+    output_names: Sequence[str],
+    *,
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """Trace ``module`` on ``feeds`` (inputs in that order) and return the ONNX model.
+
+    Args:
+        module: the module to export (put in eval mode here).
+        feeds: example inputs by ONNX input name; their order is the forward's argument order.
+        output_names: names of the graph outputs.
+        dynamic_axes: axes that may vary at run time, e.g. ``{"input_ids": {0: "batch"}}``.
+        metadata: key → value stored in the model's metadata_props (non-strings as JSON).
+        opset: ONNX opset (≥ 17, for LayerNormalization).
+    """
+    module = module.eval()
+    args = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values())
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            input_names=list(feeds),
+            output_names=list(output_names),
+            dynamic_axes={k: dict(v) for k, v in (dynamic_axes or {}).items()},
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return model

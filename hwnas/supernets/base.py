@@ -1,0 +1,145 @@
+"""The supernet protocol every built-in and plug-in supernet implements.
+
+It knows nothing of transformers: a supernet has a search space, named inputs of a given
+*shape* (a dict of ints such as ``{"batch": 1, "seq_len": 128}`` or ``{"batch": 1,
+"resolution": 224}``), and it can
+
+* run any configuration with shared weights (:meth:`Supernet.forward`, batch-shaped),
+* cut a configuration out as a standalone ``nn.Module`` (:meth:`Supernet.extract`),
+* say which *blocks* a configuration is made of, and build any block on its own for timing
+  (:meth:`Supernet.blocks`, :meth:`Supernet.all_blocks`, :meth:`Supernet.build_block`),
+* count parameters and MACs analytically.
+
+The profiler times blocks; the latency predictor sums block times per configuration; the
+searches ask for objectives; the exporter writes extracted modules to ONNX.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwnas.errors import InputError
+from hwnas.space import Config, SearchSpace
+
+Shape = dict[str, int]
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class BuiltBlock:
+    """A block ready to export and time.
+
+    Attributes:
+        module: the block as a standalone module (random weights are fine for timing).
+        feeds: example inputs by name, numpy arrays at the profile's shape.
+        output_names: names of the block's outputs in the ONNX graph.
+    """
+
+    module: nn.Module
+    feeds: Feeds
+    output_names: tuple[str, ...]
+
+
+class Supernet(ABC):
+    """A weight-sharing supernet over one search space.
+
+    Subclasses set ``space``, ``input_names``, ``output_names`` and ``default_shape``.
+    """
+
+    space: SearchSpace
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    default_shape: Shape
+    #: Axes of the exported model's inputs/outputs that may vary (name -> {axis: label}).
+    dynamic_axes: Mapping[str, Mapping[int, str]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.space.name
+
+    # -- shapes and inputs ---------------------------------------------------------------------
+    def resolve_shape(self, shape: Mapping[str, int | None] | None = None) -> Shape:
+        """The default shape updated with the given non-None values, validated (all ints ≥ 1)."""
+        out = dict(self.default_shape)
+        for key, value in (shape or {}).items():
+            if value is None:
+                continue
+            if key not in out:
+                raise InputError(f"space {self.name!r} has no shape setting {key!r} (has: {', '.join(out)})")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{key} must be a positive integer, got {value!r}")
+            out[key] = value
+        return out
+
+    @abstractmethod
+    def example_inputs(self, shape: Shape, seed: int = 0) -> Feeds:
+        """Example inputs of a whole sub-network at ``shape``, by input name (numpy)."""
+
+    # -- weights and configurations ------------------------------------------------------------
+    @abstractmethod
+    def module(self) -> nn.Module:
+        """The weight-sharing module (created on first use; trained weights where shipped)."""
+
+    @abstractmethod
+    def forward(self, inputs: Feeds | tuple[torch.Tensor, ...], config: Config) -> torch.Tensor:
+        """Outputs of ``config`` with shared weights, batch-shaped (e.g. logits [B, C])."""
+
+    @abstractmethod
+    def extract(self, config: Config) -> nn.Module:
+        """A standalone module with fixed shapes and copied weights, equal to :meth:`forward`."""
+
+    # -- blocks --------------------------------------------------------------------------------
+    @abstractmethod
+    def blocks(self, config: Config, shape: Shape) -> list[str]:
+        """Keys of the blocks ``config`` is made of, in execution order, with repeats."""
+
+    @abstractmethod
+    def all_blocks(self, shape: Shape) -> list[str]:
+        """Every distinct block key that any configuration of the space uses (sorted)."""
+
+    @abstractmethod
+    def build_block(self, key: str, shape: Shape) -> BuiltBlock:
+        """Build the block named by ``key`` at ``shape`` (random weights) for timing."""
+
+    # -- analytics -----------------------------------------------------------------------------
+    @abstractmethod
+    def count_params(self, config: Config) -> int:
+        """Parameters of the extracted sub-network (exactly)."""
+
+    @abstractmethod
+    def count_macs(self, config: Config, shape: Shape) -> int:
+        """Multiply-accumulates of one inference at ``shape`` (matrix products)."""
+
+    def features(self, config: Config) -> np.ndarray:
+        """Numeric description of a configuration for predictors, float64 [n_features].
+
+        Default: the chosen values of every gene (inactive layers 0). Override for better ones.
+        """
+        canonical = self.space.canonical(config)
+        values: list[float] = []
+        for dim in self.space.dimensions:
+            if dim.per_layer:
+                layer_values = [float(v) for v in canonical[dim.name]]
+                values.extend(layer_values + [0.0] * (dim.per_layer - len(layer_values)))
+            else:
+                values.append(float(canonical[dim.name]))
+        return np.asarray(values, dtype=np.float64)
+
+    # -- accuracy (optional) -------------------------------------------------------------------
+    def evaluate(self, configs: list[Config]) -> np.ndarray:
+        """Validation accuracy in [0, 1] of each configuration, float64 [len(configs)].
+
+        Supernets without an evaluator raise InputError; the searches then cannot use the
+        ``accuracy`` objective.
+        """
+        raise InputError(f"supernet for space {self.name!r} has no accuracy evaluator")
+
+    def describe_block(self, key: str) -> dict[str, Any]:
+        """Human-readable fields of a block key (for reports); default: the key itself."""
+        return {"key": key}

@@ -1,0 +1,545 @@
+"""Elastic BERT-style encoder supernet and its three built-in spaces.
+
+Architecture: embeddings (word + position + token type 0, LayerNorm) → D post-LN encoder layers
+(multi-head self-attention with ``A`` heads of size ``dh``, FFN of width ``I`` with GELU) →
+pooler (tanh over [CLS]) → classifier. Inputs: ``input_ids``, ``attention_mask`` and
+``token_type_ids`` (int64 [batch, seq_len]), as in BERT's usual ONNX exports; output: ``logits`` (float32 [batch, num_labels]).
+
+Weight sharing is by slicing, as in HAT and AutoTinyBERT: a sub-network uses the first ``H``
+hidden features, the first ``A·dh`` attention features, the first ``I`` FFN units and the first
+``D`` layers of the largest network. The same module classes serve as supernet parts (sliced
+at run time) and as the standalone parts of an extracted sub-network (sliced once, copied), so
+both run exactly the same arithmetic.
+
+Spaces (dimension names shared: A heads, D depth, H hidden, I FFN width):
+
+* ``bert-ose`` — OSE/Bort's table: global A, D, H, I with head size H/A; H must be divisible
+  by A; BERT-base vocabulary (30,522), 512 positions, 2 token types.
+* ``bert-linas`` — DyNAS-T's BERT-base space: D ∈ 6..12, per-layer A (heads of size 64) and I,
+  H = 768; same vocabulary as BERT-base.
+* ``bert-mini`` — the same shape, small enough to train on a CPU in minutes: D ∈ 1..6,
+  per-layer A ∈ {1, 2, 4} (heads of size 32), per-layer I ∈ {128, 256, 512}, H = 128.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.errors import InputError
+from hwnas.space import Config, Constraint, Dimension, SearchSpace
+from hwnas.supernets.base import BuiltBlock, Feeds, Shape, Supernet
+
+LN_EPS = 1e-12
+MASK_VALUE = -10000.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes of a sub-network
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSpec:
+    """One encoder layer: ``heads`` × ``head_dim`` attention features, ``ffn`` FFN units."""
+
+    heads: int
+    head_dim: int
+    ffn: int
+
+    @property
+    def inner(self) -> int:
+        return self.heads * self.head_dim
+
+
+@dataclass(frozen=True)
+class BertArch:
+    """Fixed sizes of a BERT-style network (of the supernet, or of one sub-network)."""
+
+    vocab_size: int
+    max_positions: int
+    type_vocab_size: int
+    num_labels: int
+    hidden: int
+    layers: tuple[LayerSpec, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parts: each runs at its full size, or sliced to smaller sizes (supernet use)
+# ---------------------------------------------------------------------------------------------
+def _linear(layer: nn.Linear, out_features: int, in_features: int, x: torch.Tensor) -> torch.Tensor:
+    if out_features == layer.out_features and in_features == layer.in_features:
+        return layer(x)
+    return F.linear(x, layer.weight[:out_features, :in_features], layer.bias[:out_features])
+
+
+def _layer_norm(ln: nn.LayerNorm, hidden: int, x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, (hidden,), ln.weight[:hidden], ln.bias[:hidden], ln.eps)
+
+
+def _sliced_linear(layer: nn.Linear, out_features: int, in_features: int) -> nn.Linear:
+    new = nn.Linear(in_features, out_features)
+    with torch.no_grad():
+        new.weight.copy_(layer.weight[:out_features, :in_features])
+        new.bias.copy_(layer.bias[:out_features])
+    return new
+
+
+def _sliced_layer_norm(ln: nn.LayerNorm, hidden: int) -> nn.LayerNorm:
+    new = nn.LayerNorm(hidden, eps=ln.eps)
+    with torch.no_grad():
+        new.weight.copy_(ln.weight[:hidden])
+        new.bias.copy_(ln.bias[:hidden])
+    return new
+
+
+class Embeddings(nn.Module):
+    """Token ids, mask and token types (int64 [B, S]) → hidden states [B, S, H] and the additive
+    attention mask [B, 1, 1, S]."""
+
+    def __init__(self, vocab_size: int, max_positions: int, type_vocab_size: int, hidden: int):
+        super().__init__()
+        self.hidden = hidden
+        self.word = nn.Embedding(vocab_size, hidden)
+        self.position = nn.Embedding(max_positions, hidden)
+        self.token_type = nn.Embedding(type_vocab_size, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=LN_EPS)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        hidden: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = hidden or self.hidden
+        seq_len = input_ids.shape[1]
+        if h == self.hidden:
+            words, positions, types = self.word.weight, self.position.weight, self.token_type.weight
+        else:
+            words, positions = self.word.weight[:, :h], self.position.weight[:, :h]
+            types = self.token_type.weight[:, :h]
+        x = F.embedding(input_ids, words) + positions[:seq_len] + F.embedding(token_type_ids, types)
+        x = _layer_norm(self.norm, h, x)
+        mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * MASK_VALUE
+        return x, mask
+
+    def sliced(self, hidden: int) -> "Embeddings":
+        new = Embeddings(self.word.num_embeddings, self.position.num_embeddings,
+                         self.token_type.num_embeddings, hidden)
+        with torch.no_grad():
+            new.word.weight.copy_(self.word.weight[:, :hidden])
+            new.position.weight.copy_(self.position.weight[:, :hidden])
+            new.token_type.weight.copy_(self.token_type.weight[:, :hidden])
+        new.norm = _sliced_layer_norm(self.norm, hidden)
+        return new
+
+
+class EncoderLayer(nn.Module):
+    """Post-LN transformer encoder layer: x [B, S, H], mask [B, 1, 1, S] → [B, S, H]."""
+
+    def __init__(self, hidden: int, spec: LayerSpec):
+        super().__init__()
+        self.hidden, self.spec = hidden, spec
+        self.query = nn.Linear(hidden, spec.inner)
+        self.key = nn.Linear(hidden, spec.inner)
+        self.value = nn.Linear(hidden, spec.inner)
+        self.attn_out = nn.Linear(spec.inner, hidden)
+        self.attn_norm = nn.LayerNorm(hidden, eps=LN_EPS)
+        self.ffn_in = nn.Linear(hidden, spec.ffn)
+        self.ffn_out = nn.Linear(spec.ffn, hidden)
+        self.ffn_norm = nn.LayerNorm(hidden, eps=LN_EPS)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, hidden: int | None = None, spec: LayerSpec | None = None
+    ) -> torch.Tensor:
+        h, s = hidden or self.hidden, spec or self.spec
+        batch, seq_len = x.shape[0], x.shape[1]
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # [B, S, A·dh] → [B, A, S, dh]
+            return t.view(batch, seq_len, s.heads, s.head_dim).transpose(1, 2)
+
+        q = heads(_linear(self.query, s.inner, h, x)) * (1.0 / math.sqrt(s.head_dim))
+        k = heads(_linear(self.key, s.inner, h, x))
+        v = heads(_linear(self.value, s.inner, h, x))
+        probs = torch.softmax(q @ k.transpose(-1, -2) + mask, dim=-1)
+        context = (probs @ v).transpose(1, 2).reshape(batch, seq_len, s.inner)
+        x = _layer_norm(self.attn_norm, h, x + _linear(self.attn_out, h, s.inner, context))
+        y = F.gelu(_linear(self.ffn_in, s.ffn, h, x))
+        return _layer_norm(self.ffn_norm, h, x + _linear(self.ffn_out, h, s.ffn, y))
+
+    def sliced(self, hidden: int, spec: LayerSpec) -> "EncoderLayer":
+        new = EncoderLayer.__new__(EncoderLayer)
+        nn.Module.__init__(new)
+        new.hidden, new.spec = hidden, spec
+        new.query = _sliced_linear(self.query, spec.inner, hidden)
+        new.key = _sliced_linear(self.key, spec.inner, hidden)
+        new.value = _sliced_linear(self.value, spec.inner, hidden)
+        new.attn_out = _sliced_linear(self.attn_out, hidden, spec.inner)
+        new.attn_norm = _sliced_layer_norm(self.attn_norm, hidden)
+        new.ffn_in = _sliced_linear(self.ffn_in, spec.ffn, hidden)
+        new.ffn_out = _sliced_linear(self.ffn_out, hidden, spec.ffn)
+        new.ffn_norm = _sliced_layer_norm(self.ffn_norm, hidden)
+        return new
+
+
+class Head(nn.Module):
+    """Pooler (tanh over the [CLS] position) and classifier: [B, S, H] → logits [B, C]."""
+
+    def __init__(self, hidden: int, num_labels: int):
+        super().__init__()
+        self.hidden = hidden
+        self.pooler = nn.Linear(hidden, hidden)
+        self.classifier = nn.Linear(hidden, num_labels)
+
+    def forward(self, x: torch.Tensor, hidden: int | None = None) -> torch.Tensor:
+        h = hidden or self.hidden
+        pooled = torch.tanh(_linear(self.pooler, h, h, x[:, 0]))
+        return _linear(self.classifier, self.classifier.out_features, h, pooled)
+
+    def sliced(self, hidden: int) -> "Head":
+        new = Head(hidden, self.classifier.out_features)
+        new.pooler = _sliced_linear(self.pooler, hidden, hidden)
+        new.classifier = _sliced_linear(self.classifier, self.classifier.out_features, hidden)
+        return new
+
+
+class BertNetwork(nn.Module):
+    """A whole BERT-style network of fixed sizes: (input_ids, attention_mask, token_type_ids)
+    → logits [B, C].
+
+    As a standalone sub-network it runs at its own sizes; as the supernet's weight store it is
+    built at the largest sizes and run sliced through :meth:`forward_sliced`.
+    """
+
+    def __init__(self, arch: BertArch):
+        super().__init__()
+        self.arch = arch
+        self.embeddings = Embeddings(arch.vocab_size, arch.max_positions, arch.type_vocab_size, arch.hidden)
+        self.layers = nn.ModuleList(EncoderLayer(arch.hidden, spec) for spec in arch.layers)
+        self.head = Head(arch.hidden, arch.num_labels)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        x, mask = self.embeddings(input_ids, attention_mask, token_type_ids)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.head(x)
+
+    def forward_sliced(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor, sub: BertArch
+    ) -> torch.Tensor:
+        h = sub.hidden
+        x, mask = self.embeddings(input_ids, attention_mask, token_type_ids, hidden=h)
+        for layer, spec in zip(self.layers, sub.layers):
+            x = layer(x, mask, hidden=h, spec=spec)
+        return self.head(x, hidden=h)
+
+    def extract(self, sub: BertArch) -> "BertNetwork":
+        new = BertNetwork.__new__(BertNetwork)
+        nn.Module.__init__(new)
+        new.arch = sub
+        new.embeddings = self.embeddings.sliced(sub.hidden)
+        new.layers = nn.ModuleList(
+            layer.sliced(sub.hidden, spec) for layer, spec in zip(self.layers, sub.layers)
+        )
+        new.head = self.head.sliced(sub.hidden)
+        return new.eval()
+
+
+def init_bert_weights(module: nn.Module, seed: int) -> None:
+    """BERT's initialisation (weights normal with std 0.02), seeded.
+
+    Biases and LayerNorm parameters get small seeded noise around BERT's 0 and 1 instead of
+    exact constants: the ONNX exporter merges initializers with identical values, which would
+    make an untrained model's weight tensors undercount its parameters.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def noise(shape: torch.Size) -> torch.Tensor:
+        return torch.randn(shape, generator=generator) * 0.02
+
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, (nn.Linear, nn.Embedding)):
+                sub.weight.copy_(noise(sub.weight.shape))
+                if isinstance(sub, nn.Linear):
+                    sub.bias.copy_(noise(sub.bias.shape))
+            elif isinstance(sub, nn.LayerNorm):
+                sub.weight.copy_(1.0 + noise(sub.weight.shape))
+                sub.bias.copy_(noise(sub.bias.shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# The supernet over a space
+# ---------------------------------------------------------------------------------------------
+_BLOCK_RE = re.compile(
+    r"^(?:embed/H=(?P<eh>\d+)|head/H=(?P<hh>\d+)|layer/H=(?P<lh>\d+)/A=(?P<a>\d+)/dh=(?P<dh>\d+)/I=(?P<i>\d+))$"
+)
+
+
+@dataclass(frozen=True)
+class BertSpaceSettings:
+    """What distinguishes one BERT space: vocabulary and sizes, head size rule, default shape."""
+
+    vocab_size: int
+    max_positions: int
+    type_vocab_size: int
+    num_labels: int
+    head_dim: int | None  # None: H / A (OSE); else fixed (DyNAS-T, HAT)
+    default_seq_len: int
+
+
+class ElasticBert(Supernet):
+    """Weight-sharing BERT-style supernet over one of the ``bert-*`` spaces."""
+
+    input_names = ("input_ids", "attention_mask", "token_type_ids")
+    output_names = ("logits",)
+    dynamic_axes = {
+        "input_ids": {0: "batch", 1: "seq_len"},
+        "attention_mask": {0: "batch", 1: "seq_len"},
+        "token_type_ids": {0: "batch", 1: "seq_len"},
+        "logits": {0: "batch"},
+    }
+
+    def __init__(self, space: SearchSpace, settings: BertSpaceSettings, seed: int = 0):
+        self.space = space
+        self.settings = settings
+        self.seed = seed
+        self.default_shape = {"batch": 1, "seq_len": settings.default_seq_len}
+        self._module: BertNetwork | None = None
+
+    # -- configurations → sizes ---------------------------------------------------------------
+    def _values(self, config: Config, name: str, depth: int) -> list[int]:
+        value = config[name] if name in config else self.space.fixed[name]
+        return list(value) if isinstance(value, list) else [value] * depth
+
+    def arch(self, config: Config) -> BertArch:
+        """Sizes of the sub-network ``config`` (validated)."""
+        c = self.space.validate(config)
+        depth = c["D"]
+        hidden = c["H"] if "H" in c else self.space.fixed["H"]
+        heads, ffns = self._values(c, "A", depth), self._values(c, "I", depth)
+        layers = tuple(
+            LayerSpec(a, self.settings.head_dim or hidden // a, i) for a, i in zip(heads, ffns)
+        )
+        s = self.settings
+        return BertArch(s.vocab_size, s.max_positions, s.type_vocab_size, s.num_labels, hidden, layers)
+
+    def max_arch(self) -> BertArch:
+        """Sizes of the weight store: the largest value of every dimension."""
+        dims = {d.name: d for d in self.space.dimensions}
+        hidden = max(dims["H"].choices) if "H" in dims else self.space.fixed["H"]
+        depth = max(dims["D"].choices)
+        heads = max(dims["A"].choices)
+        # With head size H/A the attention width is H; with a fixed head size it is A·dh.
+        inner = hidden if self.settings.head_dim is None else heads * self.settings.head_dim
+        ffn = max(dims["I"].choices)
+        s = self.settings
+        spec = LayerSpec(heads, inner // heads, ffn)
+        return BertArch(s.vocab_size, s.max_positions, s.type_vocab_size, s.num_labels, hidden, (spec,) * depth)
+
+    # -- weights -------------------------------------------------------------------------------
+    def module(self) -> BertNetwork:
+        if self._module is None:
+            net = BertNetwork(self.max_arch())
+            init_bert_weights(net, self.seed)
+            self._module = net.eval()
+        return self._module
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Replace the shared weights (e.g. with a trained checkpoint)."""
+        net = BertNetwork(self.max_arch())
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputError(f"checkpoint does not fit space {self.name!r}: {first}") from None
+        self._module = net.eval()
+
+    def _tensors(self, inputs: Feeds | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        if isinstance(inputs, dict):
+            return tuple(torch.as_tensor(inputs[n]) for n in self.input_names)  # type: ignore[return-value]
+        return inputs  # type: ignore[return-value]
+
+    def forward(self, inputs: Feeds | tuple[torch.Tensor, ...], config: Config) -> torch.Tensor:
+        return self.module().forward_sliced(*self._tensors(inputs), sub=self.arch(config))
+
+    def extract(self, config: Config) -> BertNetwork:
+        return self.module().extract(self.arch(config))
+
+    def example_inputs(self, shape: Shape, seed: int = 0) -> Feeds:
+        batch, seq_len = shape["batch"], shape["seq_len"]
+        if seq_len > self.settings.max_positions:
+            raise InputError(f"seq_len {seq_len} exceeds the {self.settings.max_positions} positions of {self.name!r}")
+        rng = np.random.default_rng(seed)
+        ids = rng.integers(4, self.settings.vocab_size, size=(batch, seq_len), dtype=np.int64)
+        ids[:, 0] = 1  # [CLS]
+        mask = np.ones((batch, seq_len), dtype=np.int64)
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+    # -- blocks --------------------------------------------------------------------------------
+    @staticmethod
+    def _layer_key(hidden: int, spec: LayerSpec) -> str:
+        return f"layer/H={hidden}/A={spec.heads}/dh={spec.head_dim}/I={spec.ffn}"
+
+    def blocks(self, config: Config, shape: Shape) -> list[str]:
+        arch = self.arch(config)
+        h = arch.hidden
+        return [f"embed/H={h}"] + [self._layer_key(h, s) for s in arch.layers] + [f"head/H={h}"]
+
+    def all_blocks(self, shape: Shape) -> list[str]:
+        dims = {d.name: d for d in self.space.dimensions}
+        hiddens = dims["H"].choices if "H" in dims else (self.space.fixed["H"],)
+        keys: set[str] = set()
+        for h in hiddens:
+            keys.update({f"embed/H={h}", f"head/H={h}"})
+            for a in dims["A"].choices:
+                probe = {"A": a, "H": h, "D": min(dims["D"].choices), "I": dims["I"].choices[0]}
+                if "H" not in dims:
+                    probe.pop("H")
+                if dims["A"].per_layer:
+                    probe["A"], probe["I"] = [a] * probe["D"], [probe["I"]] * probe["D"]
+                if not self.space.is_valid(probe):
+                    continue
+                for i in dims["I"].choices:
+                    keys.add(self._layer_key(h, LayerSpec(a, self.settings.head_dim or h // a, i)))
+        return sorted(keys)
+
+    def parse_block(self, key: str) -> dict[str, Any]:
+        match = _BLOCK_RE.match(key)
+        if not match:
+            raise InputError(f"unknown block key {key!r} for space {self.name!r}")
+        g = match.groupdict()
+        if g["eh"]:
+            return {"kind": "embed", "H": int(g["eh"])}
+        if g["hh"]:
+            return {"kind": "head", "H": int(g["hh"])}
+        return {"kind": "layer", "H": int(g["lh"]), "A": int(g["a"]), "dh": int(g["dh"]), "I": int(g["i"])}
+
+    describe_block = parse_block
+
+    def build_block(self, key: str, shape: Shape) -> BuiltBlock:
+        info = self.parse_block(key)
+        s, h = self.settings, info["H"]
+        batch, seq_len = shape["batch"], shape["seq_len"]
+        rng = np.random.default_rng(0)
+        if info["kind"] == "embed":
+            module: nn.Module = Embeddings(s.vocab_size, s.max_positions, s.type_vocab_size, h)
+            feeds = self.example_inputs(shape)
+            outputs = ("hidden", "mask")
+        elif info["kind"] == "layer":
+            module = EncoderLayer(h, LayerSpec(info["A"], info["dh"], info["I"]))
+            feeds = {
+                "hidden": rng.standard_normal((batch, seq_len, h), dtype=np.float32),
+                "mask": np.zeros((batch, 1, 1, seq_len), dtype=np.float32),
+            }
+            outputs = ("out",)
+        else:
+            module = Head(h, s.num_labels)
+            feeds = {"hidden": rng.standard_normal((batch, seq_len, h), dtype=np.float32)}
+            outputs = ("logits",)
+        init_bert_weights(module, seed=0)
+        return BuiltBlock(module.eval(), feeds, outputs)
+
+    # -- analytics -----------------------------------------------------------------------------
+    def count_params(self, config: Config) -> int:
+        a = self.arch(config)
+        h = a.hidden
+        total = (a.vocab_size + a.max_positions + a.type_vocab_size) * h + 2 * h  # embeddings
+        for spec in a.layers:
+            total += 3 * (h * spec.inner + spec.inner) + spec.inner * h + h  # q, k, v, out
+            total += h * spec.ffn + spec.ffn + spec.ffn * h + h  # FFN
+            total += 4 * h  # two LayerNorms
+        total += h * h + h + h * a.num_labels + a.num_labels  # pooler, classifier
+        return total
+
+    def count_macs(self, config: Config, shape: Shape) -> int:
+        """Multiply-accumulates of the matrix products (embedding look-ups count 0)."""
+        a = self.arch(config)
+        h, s = a.hidden, shape["seq_len"]
+        macs = 0
+        for spec in a.layers:
+            macs += 4 * s * h * spec.inner  # q, k, v, out projections
+            macs += 2 * s * s * spec.inner  # scores and context
+            macs += 2 * s * h * spec.ffn  # FFN
+        macs += h * h + h * a.num_labels
+        return shape["batch"] * macs
+
+    def features(self, config: Config) -> np.ndarray:
+        """[hidden, depth, Σ attention width, Σ FFN width, Σ heads] (float64)."""
+        a = self.arch(config)
+        return np.array(
+            [a.hidden, len(a.layers), sum(l.inner for l in a.layers), sum(l.ffn for l in a.layers),
+             sum(l.heads for l in a.layers)],
+            dtype=np.float64,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in spaces
+# ---------------------------------------------------------------------------------------------
+BERT_BASE_VOCAB = 30522
+MINI_VOCAB = 512
+
+
+def _h_divisible_by_a(config: Config) -> bool:
+    return config["H"] % config["A"] == 0
+
+
+BERT_OSE = SearchSpace(
+    name="bert-ose",
+    supernet="elastic-bert",
+    dimensions=(
+        Dimension("A", (4, 8, 12, 16)),
+        Dimension("D", (2, 4, 6, 8, 10, 12)),
+        Dimension("H", (512, 768, 1024)),
+        Dimension("I", (256, 512, 768, 1024, 3072)),
+    ),
+    constraints=(Constraint("H divisible by A", _h_divisible_by_a),),
+    depth="D",
+)
+
+BERT_LINAS = SearchSpace(
+    name="bert-linas",
+    supernet="elastic-bert",
+    dimensions=(
+        Dimension("D", tuple(range(6, 13))),
+        Dimension("A", (6, 8, 10, 12), per_layer=12),
+        Dimension("I", (1024, 2048, 3072), per_layer=12),
+    ),
+    depth="D",
+    fixed={"H": 768},
+)
+
+BERT_MINI = SearchSpace(
+    name="bert-mini",
+    supernet="elastic-bert",
+    dimensions=(
+        Dimension("D", (1, 2, 3, 4, 5, 6)),
+        Dimension("A", (1, 2, 4), per_layer=6),
+        Dimension("I", (128, 256, 512), per_layer=6),
+    ),
+    depth="D",
+    fixed={"H": 128},
+)
+
+SETTINGS = {
+    "bert-ose": BertSpaceSettings(BERT_BASE_VOCAB, 512, 2, 2, head_dim=None, default_seq_len=128),
+    "bert-linas": BertSpaceSettings(BERT_BASE_VOCAB, 512, 2, 2, head_dim=64, default_seq_len=128),
+    "bert-mini": BertSpaceSettings(MINI_VOCAB, 64, 2, 2, head_dim=32, default_seq_len=32),
+}
+SPACES = {s.name: s for s in (BERT_OSE, BERT_LINAS, BERT_MINI)}
+
+
+def make_bert_supernet(space_name: str, seed: int = 0) -> ElasticBert:
+    """The elastic BERT supernet over a built-in ``bert-*`` space (seeded initial weights)."""
+    if space_name not in SPACES:
+        raise InputError(f"unknown BERT space {space_name!r} (known: {', '.join(SPACES)})")
+    return ElasticBert(SPACES[space_name], SETTINGS[space_name], seed=seed)

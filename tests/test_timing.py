@@ -1,0 +1,106 @@
+"""Tests for hwnas.profiling.timing (CPU here; the CUDA test runs only with onnxruntime-gpu)."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwnas.errors import InputError
+from hwnas.profiling.timing import (
+    Timing,
+    check_ep,
+    make_session,
+    noise_floor,
+    pin_threads,
+    time_model,
+    time_session,
+)
+
+HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> bytes:
+    """MatMul (64x64) + Relu on input x of shape [1, 64], serialized."""
+    w = numpy_helper.from_array(np.random.default_rng(0).random((64, 64), dtype=np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.fixture
+def feeds() -> dict:
+    return {"x": np.ones((1, 64), dtype=np.float32)}
+
+
+def test_time_model_quantiles(tiny_model, feeds):
+    t = time_model(tiny_model, feeds, ep="cpu", threads=1, warmup=3, repeats=50)
+    assert 0 < t.min_ms <= t.q1_ms <= t.median_ms <= t.q3_ms <= t.p90_ms
+    assert t.repeats == 50 and t.warmup == 3
+    assert t.run_seconds > 0
+    assert t.iqr_ms == pytest.approx(t.q3_ms - t.q1_ms)
+    assert Timing.from_dict(t.to_dict()) == t
+
+
+def test_min_seconds_extends_repeats(tiny_model, feeds):
+    t = time_model(tiny_model, feeds, ep="cpu", threads=1, warmup=0, repeats=5, min_seconds=0.02)
+    assert t.repeats > 5
+    assert t.run_seconds >= 0.02
+
+
+def test_model_path(tiny_model, feeds, tmp_path):
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(tiny_model)
+    assert time_model(path, feeds, ep="cpu", threads=1, warmup=1, repeats=3).repeats == 3
+
+
+def test_session_settings(tiny_model):
+    s = make_session(tiny_model, "cpu", 2)
+    assert s.get_providers() == ["CPUExecutionProvider"]
+    assert s.get_session_options().intra_op_num_threads == 2
+    assert s.get_session_options().inter_op_num_threads == 1
+
+
+def test_threads_zero(tiny_model):
+    with pytest.raises(InputError, match="threads"):
+        make_session(tiny_model, "cpu", 0)
+
+
+def test_unknown_ep(tiny_model, feeds):
+    with pytest.raises(InputError, match="'tpu'"):
+        time_model(tiny_model, feeds, ep="tpu", threads=1, warmup=0, repeats=1)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="onnxruntime has CUDAExecutionProvider")
+def test_cuda_unavailable():
+    with pytest.raises(InputError, match="onnxruntime-gpu"):
+        check_ep("cuda")
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="onnxruntime lacks CUDAExecutionProvider")
+def test_cuda_time_model(tiny_model, feeds):
+    """CUDA session with IOBinding; skipped on CPU-only onnxruntime (as on the dev machine)."""
+    s = make_session(tiny_model, "cuda", 1)
+    assert s.get_providers()[0] == "CUDAExecutionProvider"
+    t = time_session(s, feeds, warmup=3, repeats=20)
+    assert 0 < t.min_ms <= t.median_ms <= t.p90_ms and t.repeats == 20
+
+
+def test_pin_threads():
+    cores = pin_threads(1)
+    assert cores is None or len(cores) == 1
+    pin_threads(1024)  # restore: pins to every core the process was allowed
+
+
+def test_noise_floor():
+    a = Timing(1.0, 0.9, 1.1, 1.2, 0.8, 10, 1, 0.01)
+    b = Timing(3.0, 2.9, 3.1, 3.2, 2.8, 10, 1, 0.03)
+    assert noise_floor(a, b) == pytest.approx(1.0)
+    assert noise_floor(a, a) == 0.0
