@@ -112,6 +112,8 @@ _P_NEGATED = 0.45  # a phrase carries an in-window negator
 _P_DISTRACTOR = 0.3  # a phrase carries a negator just outside the window (if not negated)
 _P_INTENSIFIED = 0.35  # a phrase carries an intensifier
 _PHRASES_PER_CLAUSE = (1, 3)  # inclusive range
+_P_ALIGNED = 0.6  # a later phrase of a clause points the clause's way
+_DISTRACTOR_DIST = (NEGATION_WINDOW + 1, NEGATION_WINDOW + 3)  # inclusive range
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,7 +258,7 @@ def _phrase(d: _Draws, polarity: int) -> list[str]:
         if negated:
             dist = d.int(max(1, len(core)), NEGATION_WINDOW)
         else:
-            dist = d.int(NEGATION_WINDOW + 1, NEGATION_WINDOW + 3)
+            dist = d.int(*_DISTRACTOR_DIST)
         gap = dist - len(core)  # filler words between the negator and the core
         out.append(d.pick(NEGATORS))
         out.extend(d.pick(FILLER) for _ in range(gap))
@@ -272,7 +274,7 @@ def _clause(d: _Draws, target: int) -> list[str]:
         if k:
             out.extend(d.pick(FILLER) for _ in range(d.int(1, 3)))
         # a minority of phrases oppose the clause's direction, so that the sum matters
-        pol = target if (k == 0 or d.u() < 0.6) else -target
+        pol = target if (k == 0 or d.u() < _P_ALIGNED) else -target
         out.extend(_phrase(d, pol))
     out.extend(d.pick(FILLER) for _ in range(d.int(0, 2)))
     return out

@@ -17,7 +17,7 @@ searches ask for objectives; the exporter writes extracted modules to ONNX.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -39,11 +39,14 @@ class BuiltBlock:
         module: the block as a standalone module (random weights are fine for timing).
         feeds: example inputs by name, numpy arrays at the profile's shape.
         output_names: names of the block's outputs in the ONNX graph.
+        dynamic_axes: axes exported as dynamic, as in the whole exported model, so that ONNX
+            Runtime picks the same kernels and fusions for the block as for the model.
     """
 
     module: nn.Module
     feeds: Feeds
     output_names: tuple[str, ...]
+    dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
 
 
 class Supernet(ABC):

@@ -446,7 +446,12 @@ class ElasticBert(Supernet):
             feeds = {"hidden": rng.standard_normal((batch, seq_len, h), dtype=np.float32)}
             outputs = ("logits",)
         init_bert_weights(module, seed=0)
-        return BuiltBlock(module.eval(), feeds, outputs)
+        # Dynamic batch and sequence axes, as in the exported whole model (see BuiltBlock).
+        axes = {"input_ids": {0: "batch", 1: "seq_len"}, "attention_mask": {0: "batch", 1: "seq_len"},
+                "token_type_ids": {0: "batch", 1: "seq_len"}, "hidden": {0: "batch", 1: "seq_len"},
+                "mask": {0: "batch", 3: "seq_len"}, "out": {0: "batch", 1: "seq_len"}, "logits": {0: "batch"}}
+        names = (*feeds, *outputs)
+        return BuiltBlock(module.eval(), feeds, outputs, {k: v for k, v in axes.items() if k in names})
 
     # -- analytics -----------------------------------------------------------------------------
     def count_params(self, config: Config) -> int:

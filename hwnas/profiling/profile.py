@@ -1,0 +1,143 @@
+"""The profile file: one device context's latency lookup table and calibration set.
+
+JSON, schema ``hwnas-profile/1`` (documented in the README). Written atomically (temporary
+file in the same directory, then ``os.replace``), so a crash never leaves a half-written
+profile and an existing good profile is only ever replaced by a complete, newer one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwnas.errors import InputError
+
+SCHEMA = "hwnas-profile/1"
+
+
+@dataclass
+class Profile:
+    """Latency lookup table of one space on one device context.
+
+    Attributes:
+        space: space name.
+        device: fingerprint of the device (see :mod:`hwnas.profiling.fingerprint`) plus ``id``.
+        settings: ep, threads, shape (batch, seq_len, …), warm-up/repeat policy, calibration size.
+        blocks: block key → timing dict (``median_ms``, ``q1_ms``, ``q3_ms``, ``p90_ms``, …).
+        calibration: whole sub-networks measured end to end: ``{"config", "median_ms", …}``.
+        noise_floor: the same blocks timed again in separate sessions: per-block relative
+            differences of medians and their summary.
+        failures: block or calibration key → error message.
+        stats: wall, ONNX Runtime run, export and session seconds of the runs that made it.
+    """
+
+    space: str
+    device: dict[str, Any]
+    settings: dict[str, Any]
+    blocks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration: list[dict[str, Any]] = field(default_factory=list)
+    noise_floor: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
+    complete: bool = False
+    hwnas_version: str = ""
+
+    @property
+    def shape(self) -> dict[str, int]:
+        return dict(self.settings["shape"])
+
+    @property
+    def ep(self) -> str:
+        return str(self.settings["ep"])
+
+    def block_ms(self, key: str) -> float:
+        """Median latency (ms) of a measured block."""
+        try:
+            return float(self.blocks[key]["median_ms"])
+        except KeyError:
+            raise InputError(f"profile of {self.space!r} has no measurement of block {key!r}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "hwnas_version": self.hwnas_version,
+            "space": self.space,
+            "complete": self.complete,
+            "device": self.device,
+            "settings": self.settings,
+            "blocks": self.blocks,
+            "calibration": self.calibration,
+            "noise_floor": self.noise_floor,
+            "failures": self.failures,
+            "stats": self.stats,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically: a temporary file beside ``path``, then rename over it."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.to_dict(), fh, indent=1, sort_keys=False)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "profile") -> "Profile":
+        if not isinstance(data, dict):
+            raise InputError(f"{source} is not a hwnas profile (not a JSON object)")
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            raise InputError(f"{source} has schema {schema!r}; this hwnas reads {SCHEMA!r}")
+        try:
+            profile = cls(
+                space=str(data["space"]),
+                device=dict(data["device"]),
+                settings=dict(data["settings"]),
+                blocks=dict(data["blocks"]),
+                calibration=list(data["calibration"]),
+                noise_floor=dict(data.get("noise_floor") or {}),
+                failures=dict(data.get("failures") or {}),
+                stats=dict(data.get("stats") or {}),
+                complete=bool(data.get("complete", False)),
+                hwnas_version=str(data.get("hwnas_version", "")),
+            )
+            for key, timing in profile.blocks.items():
+                float(timing["median_ms"])
+            for entry in profile.calibration:
+                dict(entry["config"]), float(entry["median_ms"])
+            dict(profile.settings["shape"]), str(profile.settings["ep"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{source} is corrupt: missing or bad field {exc}") from None
+        return profile
+
+
+def load_profile(path: str | os.PathLike, space: str | None = None) -> Profile:
+    """Read and check a profile file.
+
+    Raises:
+        InputError: missing, unreadable, not JSON, another schema version, corrupt, or (when
+            ``space`` is given) made for another space.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"profile {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"cannot read profile {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"profile {str(path)!r} is corrupt (not JSON: {exc.msg} at line {exc.lineno})") from None
+    profile = Profile.from_dict(data, source=f"profile {str(path)!r}")
+    if space is not None and profile.space != space:
+        raise InputError(f"profile {str(path)!r} is for space {profile.space!r}, not {space!r}")
+    return profile
