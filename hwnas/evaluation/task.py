@@ -1,38 +1,40 @@
 """A synthetic benchmark task: scoped-negation sentiment classification ("sentiment-synth").
 
-The task is built in, deterministic and needs no download. It exists to give a small weight-sharing
-BERT-style supernet a real accuracy trade-off: the label depends on how tokens interact across the
-sequence (which negator is close enough to which sentiment word, and which clause comes last), so a
-bag of words - or a one-layer, one-head model that is little more than a weighted bag of words -
+The task is built in, deterministic and needs no download. It gives a small weight-sharing
+BERT-style supernet a real accuracy trade-off: the label depends on which negator sits close enough
+before which sentiment word, among several of each at varying positions, so a bag of words - or a
+one-layer, one-head model, which is little more than a weighted bag of (word, position) pairs -
 cannot solve it, while a deeper multi-head model can.
 
-Vocabulary
-    ``[PAD]`` = 0, ``[CLS]`` = 1, ``[SEP]`` = 2, ``[UNK]`` = 3, then positive sentiment words
-    (``good``, ``great`` ...), negative sentiment words (``bad``, ``awful`` ...), negators (``not``,
-    ``never``, ``hardly`` ...), intensifiers (``very``, ``extremely`` ...), contrast words (``but``,
-    ``however``, ``yet``) and neutral filler words (``the``, ``movie``, ``was`` ...).
+Vocabulary (158 tokens)
+    ``[PAD]`` = 0, ``[CLS]`` = 1, ``[SEP]`` = 2, ``[UNK]`` = 3, then 20 positive sentiment words
+    (``good``, ``great`` ...), 20 negative ones (``bad``, ``awful`` ...), 6 negators (``not``,
+    ``never``, ``hardly``, ``barely``, ``scarcely``, ``rarely``), 6 intensifiers (``very``,
+    ``extremely``, ``really``, ``truly``, ``incredibly``, ``remarkably``) and 102 neutral filler
+    words (``the``, ``movie``, ``was`` ...).
 
-Grammar (one sentence; all choices drawn from a seeded ``numpy.random.Generator``)
-    sentence := clause | clause CONTRAST clause
-    clause   := FILLER{0..2} phrase (FILLER{1..3} phrase){0..2} FILLER{0..2}
+Label rule (:func:`label_of`, the single source of truth; the generator uses it too)
+    Every sentiment word contributes its polarity (+1 positive, -1 negative), multiplied by -1 if a
+    negator is among the 2 tokens immediately before it (``not good``, ``not a good``,
+    ``not very good``; one flip however many negators are there), and by 2 if the token
+    immediately before it is an intensifier (``very good`` = +2, ``not very good`` = -2). The
+    label is 1 (positive) if the sum of the contributions is > 0 and 0 (negative) otherwise; a
+    negator 3 or more tokens before a sentiment word (``not the old movie good``), or after it,
+    has no effect.
+
+Grammar (all choices drawn from a seeded ``numpy.random.Generator``)
+    sentence := FILLER{0..2} phrase (FILLER{1..3} phrase){0..2} FILLER{0..2}
     phrase   := [NEG FILLER{g}] [INT] SENT
-    A phrase holds one sentiment word, optionally preceded by an intensifier and optionally by a
-    negator; the negator sits at a distance d (in tokens, counting the intensifier and the g filler
-    words in between) that is either inside the negation window (1 <= d <= 3) or, as a distractor,
-    just outside it (4 <= d <= 6). The first clause of a two-clause sentence is usually (but not
-    always) of the opposite polarity to the second. Encoded, a sentence reads
-    ``[CLS] w1 ... wn [SEP] [PAD] ...`` padded to ``seq_len`` tokens (at most ``seq_len - 2`` words).
-
-Label rule (:func:`label_of`, the single source of truth that the generator also uses)
-    1. If the sentence contains a contrast word, only the clause after the *last* contrast word
-       counts; otherwise the whole sentence is one clause.
-    2. Every sentiment word in that clause contributes its polarity (+1 positive, -1 negative),
-       multiplied by -1 if a negator occurs among the 3 tokens immediately before it (inside the
-       clause; a negator flips every sentiment word within 3 tokens after it, and the flip happens
-       once however many negators are in the window), and by 2 if the token immediately before it
-       is an intensifier.
-    3. The score is the sum of the contributions; the label is 1 (positive) if the score is > 0 and
-       0 (negative) otherwise. The generator never emits a sentence whose score is 0.
+    A sentence has 1, 2 or 3 phrases (probabilities 0.3, 0.4, 0.3). It aims at a polarity t = +1
+    or -1 (equally likely); its first phrase aims at t, each later one at t with probability 0.65
+    and at -t otherwise. A phrase carries an intensifier with probability 0.25. With probability
+    0.35 it is negated: a negator sits inside the window (distance 1 or 2 from SENT, counting the
+    intensifier and g <= 1 filler words in between) and SENT has the opposite of the phrase's
+    aimed polarity. Otherwise, with probability 0.4, a distractor negator sits just outside the
+    window (distance 3 to 5, filler in between). The label is then computed from the tokens by the
+    rule; sentences with score 0, and repeats of an earlier sentence, are discarded. Encoded, a
+    sentence reads ``[CLS] w1 ... wn [SEP] [PAD] ...`` padded to ``seq_len`` tokens (at most
+    ``seq_len - 2`` words; with the default 32 every sentence fits).
 
 Splits are drawn from one stream of unique sentences, so no sentence appears in two splits, and
 each split is class-balanced exactly (an odd size gets the extra example in class 0).
@@ -47,15 +49,15 @@ import numpy as np
 from hwnas.errors import InputError
 
 __all__ = [
-    "CONTRAST",
     "FILLER",
     "INTENSIFIERS",
     "NEGATION_WINDOW",
-    "NEGATORS",
     "NEGATIVE",
+    "NEGATORS",
     "POSITIVE",
     "SPECIAL_TOKENS",
     "TASK_NAMES",
+    "VOCAB",
     "Split",
     "TextTask",
     "label_of",
@@ -68,6 +70,7 @@ TASK_NAMES = ("sentiment-synth",)
 SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]")
 PAD_ID, CLS_ID, SEP_ID, UNK_ID = 0, 1, 2, 3
 
+# fmt: off
 POSITIVE = (
     "good", "great", "excellent", "wonderful", "pleasant", "superb", "brilliant", "lovely",
     "delightful", "enjoyable", "charming", "clever", "beautiful", "perfect", "amazing",
@@ -80,7 +83,6 @@ NEGATIVE = (
 )
 NEGATORS = ("not", "never", "hardly", "barely", "scarcely", "rarely")
 INTENSIFIERS = ("very", "extremely", "really", "truly", "incredibly", "remarkably")
-CONTRAST = ("but", "however", "yet")
 FILLER = (
     "the", "a", "an", "this", "that", "these", "it", "its", "we", "they", "i", "he", "she", "you",
     "our", "their", "my", "his", "her", "some", "movie", "film", "food", "service", "place", "plot",
@@ -89,31 +91,34 @@ FILLER = (
     "was", "is", "were", "are", "be", "been", "seemed", "felt", "looked", "sounded", "tasted",
     "became", "stayed", "and", "of", "in", "with", "at", "for", "on", "to", "from", "about",
     "after", "before", "during", "overall", "today", "yesterday", "again", "also", "still",
-    "honestly", "frankly", "mostly", "then", "there", "here", "so", "as", "one", "two", "first",
+    "honestly", "frankly", "mostly", "then", "there", "here", "which", "as", "one", "two", "first",
     "last", "new", "old", "big", "small", "long", "short", "red", "blue", "local", "whole",
 )
+# fmt: on
 
-NEGATION_WINDOW = 3
+NEGATION_WINDOW = 2
 """A negator flips a sentiment word when it is at most this many tokens before it."""
 
 _POS = frozenset(POSITIVE)
 _NEG = frozenset(NEGATIVE)
 _NEGATORS = frozenset(NEGATORS)
 _INTENS = frozenset(INTENSIFIERS)
-_CONTRAST = frozenset(CONTRAST)
 
-VOCAB: tuple[str, ...] = SPECIAL_TOKENS + POSITIVE + NEGATIVE + NEGATORS + INTENSIFIERS + CONTRAST + FILLER
+VOCAB: tuple[str, ...] = (
+    SPECIAL_TOKENS + POSITIVE + NEGATIVE + NEGATORS + INTENSIFIERS + FILLER
+)
 assert len(set(VOCAB)) == len(VOCAB), "duplicate vocabulary entry"
 
-# Generator knobs (probabilities); changing them changes the task.
-_P_CONTRAST = 0.35  # two clauses joined by a contrast word
-_P_FIRST_OPPOSITE = 0.8  # first clause aims at the opposite polarity of the final one
-_P_NEGATED = 0.45  # a phrase carries an in-window negator
-_P_DISTRACTOR = 0.3  # a phrase carries a negator just outside the window (if not negated)
-_P_INTENSIFIED = 0.35  # a phrase carries an intensifier
-_PHRASES_PER_CLAUSE = (1, 3)  # inclusive range
-_P_ALIGNED = 0.6  # a later phrase of a clause points the clause's way
-_DISTRACTOR_DIST = (NEGATION_WINDOW + 1, NEGATION_WINDOW + 3)  # inclusive range
+# Generator knobs (see the module doc); changing them changes the task.
+_PHRASE_WEIGHTS = (0.3, 0.4, 0.3)  # P(a sentence has 1, 2, 3 phrases)
+_P_ALIGNED = 0.65  # a later phrase aims at the sentence's polarity
+_P_INTENSIFIED = 0.25  # a phrase carries an intensifier
+_P_NEGATED = 0.35  # a phrase carries a negator inside the window
+_P_DISTRACTOR = 0.4  # otherwise, a phrase carries a negator just outside the window
+# at most this many filler words between an in-window negator and its phrase's core
+_MAX_NEG_GAP = 1
+# distances of a distractor negator from its sentiment word (inclusive range)
+_DISTRACTOR_DIST = (NEGATION_WINDOW + 1, NEGATION_WINDOW + 3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,27 +128,21 @@ _DISTRACTOR_DIST = (NEGATION_WINDOW + 1, NEGATION_WINDOW + 3)  # inclusive range
 def score_of(tokens: list[str] | tuple[str, ...]) -> int:
     """Sentiment score of a tokenised sentence under the task's label rule (see module doc).
 
-    Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``) and unknown words count as neutral
-    filler. Only the clause after the last contrast word is scored.
+    Words are compared lower-cased; special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``) and
+    unknown words count as neutral filler.
     """
     words = [str(t).lower() for t in tokens]
-    start = 0
-    for i, w in enumerate(words):
-        if w in _CONTRAST:
-            start = i + 1
     score = 0
-    for i in range(start, len(words)):
-        w = words[i]
+    for i, w in enumerate(words):
         if w in _POS:
             value = 1
         elif w in _NEG:
             value = -1
         else:
             continue
-        lo = max(start, i - NEGATION_WINDOW)
-        if any(words[j] in _NEGATORS for j in range(lo, i)):
+        if any(words[j] in _NEGATORS for j in range(max(0, i - NEGATION_WINDOW), i)):
             value = -value
-        if i - 1 >= start and words[i - 1] in _INTENS:
+        if i >= 1 and words[i - 1] in _INTENS:
             value *= 2
         score += value
     return score
@@ -195,7 +194,11 @@ class TextTask:
         """
         index = {tok: i for i, tok in enumerate(self.vocab)}
         words = [w for w in text.split() if w not in ("[CLS]", "[SEP]", "[PAD]")]
-        ids = [CLS_ID] + [index.get(w if w in index else w.lower(), UNK_ID) for w in words] + [SEP_ID]
+        ids = (
+            [CLS_ID]
+            + [index.get(w if w in index else w.lower(), UNK_ID) for w in words]
+            + [SEP_ID]
+        )
         if len(ids) > self.seq_len:
             raise InputError(
                 f"text has {len(words)} words; at most {self.seq_len - 2} fit in seq_len={self.seq_len}"
@@ -247,16 +250,18 @@ class _Draws:
 
 
 def _phrase(d: _Draws, polarity: int) -> list[str]:
-    """Tokens of one phrase whose word-level polarity (before negation) is ``polarity``."""
+    """Tokens of one phrase aimed at ``polarity`` (+1 / -1), i.e. after any in-window negation."""
     negated = d.u() < _P_NEGATED
     distractor = not negated and d.u() < _P_DISTRACTOR
     intens = d.u() < _P_INTENSIFIED
     word_pol = -polarity if negated else polarity
     out: list[str] = []
-    core = ([d.pick(INTENSIFIERS)] if intens else []) + [d.pick(POSITIVE if word_pol > 0 else NEGATIVE)]
+    core = ([d.pick(INTENSIFIERS)] if intens else []) + [
+        d.pick(POSITIVE if word_pol > 0 else NEGATIVE)
+    ]
     if negated or distractor:
         if negated:
-            dist = d.int(max(1, len(core)), NEGATION_WINDOW)
+            dist = d.int(len(core), min(NEGATION_WINDOW, len(core) + _MAX_NEG_GAP))
         else:
             dist = d.int(*_DISTRACTOR_DIST)
         gap = dist - len(core)  # filler words between the negator and the core
@@ -266,30 +271,31 @@ def _phrase(d: _Draws, polarity: int) -> list[str]:
     return out
 
 
-def _clause(d: _Draws, target: int) -> list[str]:
-    """A clause whose phrases mostly point towards ``target`` (+1 / -1)."""
-    n = d.int(*_PHRASES_PER_CLAUSE)
+def _sentence(d: _Draws) -> list[str]:
+    target = 1 if d.u() < 0.5 else -1
+    x, n = d.u(), 1
+    for w in _PHRASE_WEIGHTS[:-1]:
+        if x < w:
+            break
+        x -= w
+        n += 1
     out = [d.pick(FILLER) for _ in range(d.int(0, 2))]
     for k in range(n):
         if k:
             out.extend(d.pick(FILLER) for _ in range(d.int(1, 3)))
-        # a minority of phrases oppose the clause's direction, so that the sum matters
+        # later phrases may oppose the sentence's polarity, so that the sum matters
         pol = target if (k == 0 or d.u() < _P_ALIGNED) else -target
         out.extend(_phrase(d, pol))
     out.extend(d.pick(FILLER) for _ in range(d.int(0, 2)))
     return out
 
 
-def _sentence(d: _Draws) -> list[str]:
-    target = 1 if d.u() < 0.5 else -1
-    if d.u() < _P_CONTRAST:
-        first = -target if d.u() < _P_FIRST_OPPOSITE else target
-        return _clause(d, first) + [d.pick(CONTRAST)] + _clause(d, target)
-    return _clause(d, target)
-
-
 def _check_int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < lo
+    ):
         raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
     return int(value)
 
@@ -304,7 +310,9 @@ def make_task(
 ) -> TextTask:
     """Generate the built-in synthetic task deterministically from ``seed`` (see module doc)."""
     if name not in TASK_NAMES:
-        raise InputError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
+        raise InputError(
+            f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}"
+        )
     seed = _check_int("seed", seed, 0)
     seq_len = _check_int("seq_len", seq_len, 16)
     n_train = _check_int("n_train", n_train, 2)
@@ -318,13 +326,16 @@ def make_task(
     need = [sum(w[c] for w in wanted) for c in (0, 1)]
     pools: list[list[tuple[str, ...]]] = [[], []]
     seen: set[tuple[str, ...]] = set()
-    d = _Draws(np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    d = _Draws(rng)
     budget = 50 * (sum(sizes) + 100)
     tries = 0
     while len(pools[0]) < need[0] or len(pools[1]) < need[1]:
         tries += 1
         if tries > budget:
-            raise InputError(f"could not generate {sum(sizes)} distinct sentences with seq_len={seq_len}")
+            raise InputError(
+                f"could not generate {sum(sizes)} distinct sentences with seq_len={seq_len}"
+            )
         words = _sentence(d)
         if len(words) > max_words:
             continue
@@ -348,7 +359,7 @@ def make_task(
             take = wanted[s][c]
             rows.extend((w, c) for w in pools[c][offset[c] : offset[c] + take])
             offset[c] += take
-        order = d._rng.permutation(len(rows))
+        order = rng.permutation(len(rows))
         ids = np.zeros((n, seq_len), dtype=np.int64)
         mask = np.zeros((n, seq_len), dtype=np.int64)
         labels = np.zeros(n, dtype=np.int64)

@@ -251,8 +251,34 @@ class Profiler:
 
     def _time_subnet(self, config: Config, stats) -> Timing:
         t0 = time.perf_counter()
-        feeds = self.supernet.example_inputs(self.shape)
-        model = export_onnx(self.supernet.extract(config), feeds, self.supernet.output_names,
-                            dynamic_axes=self.supernet.dynamic_axes).SerializeToString()
+        model, feeds = export_subnet(self.supernet, config, self.shape)
         stats["export_seconds"] += time.perf_counter() - t0
         return self._time(model, feeds, self.policy.calibration_min_seconds, stats)
+
+
+def export_subnet(supernet: Supernet, config: Config, shape: Shape) -> tuple[bytes, dict[str, np.ndarray]]:
+    """A whole sub-network exported as ``hwnas export`` does (dynamic axes), and its inputs."""
+    feeds = supernet.example_inputs(shape)
+    model = export_onnx(supernet.extract(config), feeds, supernet.output_names, dynamic_axes=supernet.dynamic_axes)
+    return model.SerializeToString(), feeds
+
+
+def measure_subnet(
+    supernet: Supernet,
+    config: Config,
+    *,
+    ep: str = "cpu",
+    threads: int | None = None,
+    shape: dict[str, int | None] | None = None,
+    policy: MeasurePolicy | None = None,
+) -> Timing:
+    """Export and time one whole sub-network with the profiler's runner and policy."""
+    check_ep(ep)
+    threads = default_threads() if threads is None else threads
+    shape_ = supernet.resolve_shape(shape)
+    policy = policy or MeasurePolicy()
+    model, feeds = export_subnet(supernet, supernet.space.validate(config), shape_)
+    pin_threads(threads)
+    session = make_session(model, ep, threads)
+    return time_session(session, feeds, warmup=policy.warmup, repeats=policy.repeats,
+                        min_seconds=policy.calibration_min_seconds)

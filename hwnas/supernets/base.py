@@ -106,6 +106,28 @@ class Supernet(ABC):
     def all_blocks(self, shape: Shape) -> list[str]:
         """Every distinct block key that any configuration of the space uses (sorted)."""
 
+    def block_counts(self, genes: np.ndarray, keys: list[str], shape: Shape) -> np.ndarray:
+        """How often each block of ``keys`` occurs in each configuration.
+
+        Args:
+            genes: int [N, n_genes] gene vectors (valid configurations).
+            keys: block keys, the columns of the result (e.g. a profile's measured blocks).
+        Returns:
+            float64 [N, len(keys)]; a configuration's LUT sum is ``counts @ block_ms``.
+
+        The default decodes each configuration; supernets override it with array arithmetic
+        so that searches can predict latency for thousands of candidates at once.
+        """
+        index = {k: i for i, k in enumerate(keys)}
+        genes = np.atleast_2d(genes)
+        counts = np.zeros((genes.shape[0], len(keys)))
+        for row, g in enumerate(genes):
+            for key in self.blocks(self.space.from_genes(g), shape):
+                if key not in index:
+                    raise InputError(f"block {key!r} is not in the profile of space {self.name!r}")
+                counts[row, index[key]] += 1
+        return counts
+
     @abstractmethod
     def build_block(self, key: str, shape: Shape) -> BuiltBlock:
         """Build the block named by ``key`` at ``shape`` (random weights) for timing."""
@@ -133,6 +155,11 @@ class Supernet(ABC):
             else:
                 values.append(float(canonical[dim.name]))
         return np.asarray(values, dtype=np.float64)
+
+    def feature_matrix(self, genes: np.ndarray) -> np.ndarray:
+        """:meth:`features` of many gene vectors, float64 [N, n_features] (override to vectorize)."""
+        genes = np.atleast_2d(genes)
+        return np.stack([self.features(self.space.from_genes(g)) for g in genes])
 
     # -- accuracy (optional) -------------------------------------------------------------------
     def evaluate(self, configs: list[Config]) -> np.ndarray:

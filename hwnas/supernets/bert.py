@@ -412,6 +412,58 @@ class ElasticBert(Supernet):
                     keys.add(self._layer_key(h, LayerSpec(a, self.settings.head_dim or h // a, i)))
         return sorted(keys)
 
+    def layer_choices(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-layer sizes of gene vectors, vectorized.
+
+        Args:
+            genes: int [N, n_genes].
+        Returns:
+            hidden [N], heads [N, L], ffn [N, L], active [N, L] (bool), L the maximum depth.
+        """
+        genes = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        space, col, values = self.space, 0, {}
+        depth_max = max(max(d.per_layer for d in space.dimensions), max(space.dimension("D").choices))
+        for dim in space.dimensions:
+            choices = np.asarray(dim.choices)
+            block = choices[genes[:, col : col + dim.n_genes]]
+            values[dim.name] = block if dim.per_layer else np.repeat(block, depth_max, axis=1)
+            col += dim.n_genes
+        n = genes.shape[0]
+        hidden = values["H"][:, 0] if "H" in values else np.full(n, self.space.fixed["H"])
+        active = np.arange(depth_max)[None, :] < values["D"][:, :1]
+        return hidden, values["A"], values["I"], active
+
+    def block_counts(self, genes: np.ndarray, keys: list[str], shape: Shape) -> np.ndarray:
+        hidden, heads, ffn, active = self.layer_choices(genes)
+        index = {k: i for i, k in enumerate(keys)}
+        n = hidden.shape[0]
+        counts = np.zeros((n, len(keys)))
+        rows = np.arange(n)
+
+        def column(key: str) -> int:
+            if key not in index:
+                raise InputError(f"block {key!r} is not in the profile of space {self.name!r}")
+            return index[key]
+
+        for h in np.unique(hidden):
+            counts[rows[hidden == h], column(f"embed/H={h}")] += 1
+            counts[rows[hidden == h], column(f"head/H={h}")] += 1
+        # Encode (hidden, heads, ffn) per layer as one integer, then count each distinct code.
+        code = (hidden[:, None] * 100_000 + heads) * 100_000 + ffn
+        for value in np.unique(code[active]):
+            h, a, i = int(value // 10**10), int(value // 100_000 % 100_000), int(value % 100_000)
+            key = self._layer_key(h, LayerSpec(a, self.settings.head_dim or h // a, i))
+            counts[:, column(key)] += ((code == value) & active).sum(axis=1)
+        return counts
+
+    def feature_matrix(self, genes: np.ndarray) -> np.ndarray:
+        hidden, heads, ffn, active = self.layer_choices(genes)
+        head_dim = self.settings.head_dim or (hidden[:, None] // heads)
+        return np.column_stack([
+            hidden, active.sum(axis=1), (heads * head_dim * active).sum(axis=1),
+            (ffn * active).sum(axis=1), (heads * active).sum(axis=1),
+        ]).astype(np.float64)
+
     def parse_block(self, key: str) -> dict[str, Any]:
         match = _BLOCK_RE.match(key)
         if not match:

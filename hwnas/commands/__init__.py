@@ -1,0 +1,1 @@
+"""One module per `hwnas` command; `hwnas.cli` registers them."""

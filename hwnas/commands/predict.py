@@ -1,0 +1,82 @@
+"""`hwnas predict` and `hwnas measure`: predicted and measured latency of one configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from hwnas.commands.common import emit, json_option, stderr, supernet_option
+
+
+@click.command()
+@click.option("--profile", "profile_path", required=True, type=click.Path(path_type=Path), help="Profile file.")
+@click.option("--config", "config_text", required=True, metavar="JSON", help="Configuration.")
+@supernet_option
+@json_option
+def predict(profile_path: Path, config_text: str, plugin: str | None, as_json: bool) -> None:
+    """Predicted end-to-end latency (ms) of one configuration on the profiled device."""
+    from hwnas.predictors.latency import LatencyPredictor
+    from hwnas.profiling.profile import load_profile
+    from hwnas.space import parse_config
+    from hwnas.supernets.registry import get_supernet
+
+    profile = load_profile(profile_path)
+    supernet = get_supernet(profile.space, plugin)
+    config = parse_config(config_text, supernet.space)
+    predictor = LatencyPredictor(profile, supernet)
+    for line in predictor.device_warnings():
+        stderr.print(f"warning: profile was measured on another device: {line}", style="yellow")
+    if not predictor.calibrated:
+        stderr.print("warning: profile has no calibration set; predicting the raw LUT sum", style="yellow")
+    result = {
+        "space": profile.space,
+        "config": config,
+        "profile": str(profile_path),
+        "device_id": profile.device.get("id"),
+        "shape": profile.shape,
+        "predicted_ms": float(predictor.predict([config])[0]),
+        "lut_sum_ms": float(predictor.lut_sum([config])[0]),
+        "calibration": predictor.choice.name if predictor.choice else None,
+    }
+    table = Table(title=f"{profile.space} on {result['device_id']}")
+    table.add_column("predicted ms")
+    table.add_column("LUT sum ms")
+    table.add_column("calibration")
+    table.add_row(f"{result['predicted_ms']:.3f}", f"{result['lut_sum_ms']:.3f}", str(result["calibration"]))
+    emit(result, as_json, table)
+
+
+@click.command()
+@click.option("--space", required=True, help="Space name (see `hwnas spaces`).")
+@click.option("--config", "config_text", required=True, metavar="JSON", help="Configuration.")
+@click.option("--ep", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="Intra-op threads [default: physical cores].")
+@click.option("--batch", type=int, default=None, help="Batch size [default: the space's].")
+@click.option("--seq-len", type=int, default=None, help="Sequence length [default: the space's].")
+@supernet_option
+@json_option
+def measure(space: str, config_text: str, ep: str, threads: int | None, batch: int | None, seq_len: int | None,
+            plugin: str | None, as_json: bool) -> None:
+    """Export and time one sub-network for real (median ms and spread)."""
+    from hwnas.profiling.profiler import default_threads, measure_subnet
+    from hwnas.space import parse_config
+    from hwnas.supernets.registry import get_supernet
+
+    supernet = get_supernet(space, plugin)
+    config = parse_config(config_text, supernet.space)
+    shape = {"batch": batch} | ({"seq_len": seq_len} if seq_len is not None else {})
+    threads = default_threads() if threads is None else threads
+    if threads < 1:
+        raise click.BadParameter(f"must be a positive integer, got {threads}", param_hint="--threads")
+    stderr.print(f"measuring {json.dumps(config)} on {ep} with {threads} threads …")
+    timing = measure_subnet(supernet, config, ep=ep, threads=threads, shape=shape)
+    result = {"space": space, "config": config, "ep": ep, "threads": threads,
+              "shape": supernet.resolve_shape(shape), **timing.to_dict(), "iqr_ms": timing.iqr_ms}
+    table = Table(title=f"{space} on {ep} ({threads} threads)")
+    for column in ("median ms", "IQR ms", "p90 ms", "repeats"):
+        table.add_column(column)
+    table.add_row(f"{timing.median_ms:.3f}", f"{timing.iqr_ms:.3f}", f"{timing.p90_ms:.3f}", str(timing.repeats))
+    emit(result, as_json, table)

@@ -1,0 +1,34 @@
+"""`hwnas spaces`: list search spaces."""
+
+from __future__ import annotations
+
+
+import click
+from rich.table import Table
+
+from hwnas.commands.common import emit, json_option, supernet_option
+
+
+@click.command()
+@supernet_option
+@json_option
+def spaces(plugin: str | None, as_json: bool) -> None:
+    """List search spaces with their dimensions, gene counts and valid configurations."""
+    from hwnas.supernets.registry import builtin_spaces, load_plugin
+
+    found = dict(builtin_spaces())
+    if plugin:
+        found.update({name: net.space for name, net in load_plugin(plugin).items()})
+    described = [space.describe() for space in found.values()]
+    table = Table(title="search spaces")
+    for column in ("space", "supernet", "dimensions", "genes", "valid configurations"):
+        table.add_column(column)
+    for d in described:
+        dims = "; ".join(
+            f"{x['name']}{'[' + str(x['genes']) + ']' if x['per_layer'] else ''} ∈ {x['choices']}"
+            for x in d["dimensions"]
+        )
+        if d["fixed"]:
+            dims += "; " + ", ".join(f"{k}={v}" for k, v in d["fixed"].items())
+        table.add_row(d["name"], d["supernet"], dims, str(d["genes"]), f"{d['valid_configurations']:,}")
+    emit({"spaces": described}, as_json, table)
