@@ -61,16 +61,14 @@ def predict(profile_path: Path, config_text: str, plugin: str | None, as_json: b
 def measure(space: str, config_text: str, ep: str, threads: int | None, batch: int | None, seq_len: int | None,
             plugin: str | None, as_json: bool) -> None:
     """Export and time one sub-network for real (median ms and spread)."""
-    from hwnas.profiling.profiler import default_threads, measure_subnet
+    from hwnas.profiling.profiler import measure_subnet, resolve_threads
     from hwnas.space import parse_config
     from hwnas.supernets.registry import get_supernet
 
     supernet = get_supernet(space, plugin)
     config = parse_config(config_text, supernet.space)
     shape = {"batch": batch} | ({"seq_len": seq_len} if seq_len is not None else {})
-    threads = default_threads() if threads is None else threads
-    if threads < 1:
-        raise click.BadParameter(f"must be a positive integer, got {threads}", param_hint="--threads")
+    threads = resolve_threads(threads)
     stderr.print(f"measuring {json.dumps(config)} on {ep} with {threads} threads …")
     timing = measure_subnet(supernet, config, ep=ep, threads=threads, shape=shape)
     result = {"space": space, "config": config, "ep": ep, "threads": threads,

@@ -56,6 +56,15 @@ def default_threads() -> int:
     return psutil.cpu_count(logical=False) or 1
 
 
+def resolve_threads(threads: int | None) -> int:
+    """``threads`` checked to be a positive integer, or the default when None."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError(f"--threads must be a positive integer, got {threads!r}")
+    return threads
+
+
 def calibration_configs(space: SearchSpace, n: int, seed: int = 0) -> list[Config]:
     """The smallest and largest configurations (all genes lowest/highest, when valid) and a
     seeded uniform sample, ``n`` distinct configurations in all."""
@@ -115,9 +124,7 @@ class Profiler:
         self.supernet = supernet
         self.out = Path(out)
         self.ep = ep
-        self.threads = default_threads() if threads is None else threads
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise InputError(f"--threads must be a positive integer, got {self.threads!r}")
+        self.threads = resolve_threads(threads)
         self.shape: Shape = supernet.resolve_shape(shape)
         supernet.example_inputs(self.shape)  # validates the shape against the supernet
         self.policy = policy or MeasurePolicy()
@@ -274,7 +281,7 @@ def measure_subnet(
 ) -> Timing:
     """Export and time one whole sub-network with the profiler's runner and policy."""
     check_ep(ep)
-    threads = default_threads() if threads is None else threads
+    threads = resolve_threads(threads)
     shape_ = supernet.resolve_shape(shape)
     policy = policy or MeasurePolicy()
     model, feeds = export_subnet(supernet, supernet.space.validate(config), shape_)
