@@ -1,0 +1,163 @@
+"""The profiler on real ONNX Runtime sessions: what it measures, resume, refusals, failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hwnas.errors import InputError
+from hwnas.profiling.profile import load_profile
+from hwnas.profiling.profiler import MeasurePolicy, Profiler, calibration_configs, noise_block_keys
+from hwnas.supernets.bert import BERT_MINI
+
+# As short as a real measurement can be: the tests check bookkeeping, not timings.
+TINY = MeasurePolicy(warmup=1, repeats=2, min_seconds=0.0, calibration_size=5,
+                     calibration_min_seconds=0.0, noise_blocks=2)
+SHAPE = {"batch": 1, "seq_len": 8}
+
+
+def _profiler(net, out, **kwargs):
+    return Profiler(net, out, ep="cpu", threads=1, shape=SHAPE, policy=kwargs.pop("policy", TINY), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def mini_profile(tmp_path_factory, bert_nets):
+    out = tmp_path_factory.mktemp("prof") / "mini.json"
+    _profiler(bert_nets("bert-mini"), out).run()
+    return out
+
+
+def test_full_run_measures_every_block_calibration_and_noise(mini_profile, bert_nets):
+    net = bert_nets("bert-mini")
+    profile = load_profile(mini_profile, space="bert-mini")
+    assert profile.complete and not profile.failures
+    assert sorted(profile.blocks) == net.all_blocks(SHAPE) and len(profile.blocks) == 11
+    assert all(b["median_ms"] > 0 and b["repeats"] >= 2 for b in profile.blocks.values())
+    keys = [BERT_MINI.key(c["config"]) for c in profile.calibration]
+    assert keys == [BERT_MINI.key(c) for c in calibration_configs(BERT_MINI, 5, 0)]
+    assert len(set(keys)) == 5
+    assert set(profile.noise_floor["blocks"]) == set(noise_block_keys(sorted(profile.blocks), 2))
+    assert profile.noise_floor["median_rel_diff"] >= 0
+    assert profile.settings["shape"] == SHAPE and profile.settings["threads"] == 1
+    assert 0 < profile.stats["ort_run_seconds"] < profile.stats["wall_seconds"]
+
+
+def test_calibration_set_holds_smallest_and_largest():
+    configs = calibration_configs(BERT_MINI, 6, seed=3)
+    depths = [c["D"] for c in configs]
+    assert depths[0] == 1 and depths[1] == 6
+    assert configs[1]["A"] == [4] * 6 and configs[1]["I"] == [512] * 6
+    assert calibration_configs(BERT_MINI, 6, seed=3) == configs
+
+
+def test_resume_after_interruption_keeps_measured_items(tmp_path, bert_nets):
+    net = bert_nets("bert-mini")
+    out = tmp_path / "p.json"
+    seen: list[str] = []
+
+    def interrupt_after_three(stage: str, key: str) -> None:
+        seen.append(key)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _profiler(net, out).run(progress=interrupt_after_three)
+    partial = load_profile(out, space="bert-mini")
+    assert not partial.complete and sorted(partial.blocks) == sorted(seen)
+    first_three = {k: partial.blocks[k] for k in seen}
+
+    resumed = _profiler(net, out)
+    pending = resumed.pending()
+    assert len(pending["blocks"]) == 11 - 3 and not set(pending["blocks"]) & set(seen)
+    redone: list[str] = []
+    profile = resumed.run(progress=lambda stage, key: redone.append(key) if stage == "block" else None)
+    assert profile.complete and not set(redone) & set(seen)
+    assert {k: profile.blocks[k] for k in seen} == first_three  # not re-measured
+
+    nothing_left: list[str] = []
+    _profiler(net, out).run(progress=lambda s, k: nothing_left.append(k))
+    assert nothing_left == []
+
+
+def test_other_settings_or_space_refused_and_file_kept(mini_profile, bert_nets, tmp_path):
+    before = mini_profile.read_bytes()
+    with pytest.raises(InputError, match="other settings.*seq_len"):
+        Profiler(bert_nets("bert-mini"), mini_profile, threads=1, shape={"seq_len": 16}, policy=TINY)
+    with pytest.raises(InputError, match="bert-mini"):
+        Profiler(bert_nets("bert-linas"), mini_profile, threads=1, policy=TINY)
+    assert mini_profile.read_bytes() == before
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("{not json", "corrupt"),
+    ('{"schema": "hwnas-profile/99"}', "hwnas-profile/99"),
+    ("[1, 2]", "profile"),
+])
+def test_corrupt_or_foreign_profile_refused_and_kept(tmp_path, bert_nets, content, needle):
+    out = tmp_path / "bad.json"
+    out.write_text(content)
+    with pytest.raises(InputError, match=needle):
+        _profiler(bert_nets("bert-mini"), out)
+    assert out.read_text() == content
+
+
+def test_cuda_without_gpu_is_refused(bert_nets, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA EP is present here")
+    with pytest.raises(InputError, match="cuda"):
+        Profiler(bert_nets("bert-mini"), tmp_path / "p.json", ep="cuda", threads=1, policy=TINY)
+    assert not (tmp_path / "p.json").exists()
+
+
+FAILING_PLUGIN = """
+from hwnas.supernets.bert import make_bert_supernet
+
+class Failing(type(make_bert_supernet("bert-mini"))):
+    def build_block(self, key, shape):
+        if key.startswith("head/"):
+            raise RuntimeError("no kernel for this block")
+        return super().build_block(key, shape)
+
+def make():
+    net = make_bert_supernet("bert-mini")
+    net.__class__ = Failing
+    return net
+"""
+
+
+def test_failed_block_is_reported_by_key_and_the_rest_measured(tmp_path):
+    (tmp_path / "failing_plugin.py").write_text(textwrap.dedent(FAILING_PLUGIN))
+    out = tmp_path / "p.json"
+    cmd = [sys.executable, "-m", "hwnas.cli", "profile", "--supernet", "failing_plugin:make", "--space", "bert-mini",
+           "--ep", "cpu", "--threads", "1", "--seq-len", "8", "--quick", "--out", str(out), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 1, done.stderr
+    summary = json.loads(done.stdout)
+    assert list(summary["failures"]) == ["block:head/H=128"]
+    assert "failed block:head/H=128: RuntimeError: no kernel" in done.stderr
+    profile = load_profile(out, space="bert-mini")
+    assert len(profile.blocks) == 10 and not profile.complete
+    # Calibration still ran for the whole sub-networks (their export does not use build_block).
+    assert len(profile.calibration) == MeasurePolicy.quick().calibration_size
+
+
+def test_profile_cli_bad_input_exits_2(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "hwnas.cli", "profile", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    unknown = run("--space", "nope", "--out", str(tmp_path / "p.json"))
+    assert unknown.returncode == 2 and "'nope'" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
+    missing_dir = run("--space", "bert-mini", "--out", str(tmp_path / "no" / "p.json"))
+    assert missing_dir.returncode == 2 and "does not exist" in missing_dir.stderr
+    threads = run("--space", "bert-mini", "--threads", "0", "--out", str(tmp_path / "p.json"))
+    assert threads.returncode == 2 and "--threads" in threads.stderr
+    assert not (tmp_path / "p.json").exists()
