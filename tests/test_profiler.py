@@ -11,7 +11,12 @@ import pytest
 
 from hwnas.errors import InputError
 from hwnas.profiling.profile import load_profile
-from hwnas.profiling.profiler import MeasurePolicy, Profiler, calibration_configs, noise_block_keys
+from hwnas.profiling.profiler import (
+    MeasurePolicy,
+    Profiler,
+    calibration_configs,
+    noise_block_keys,
+)
 from hwnas.supernets.bert import BERT_MINI
 
 # As short as a real measurement can be: the tests check bookkeeping, not timings.
@@ -137,7 +142,7 @@ def test_failed_block_is_reported_by_key_and_the_rest_measured(tmp_path):
     out = tmp_path / "p.json"
     cmd = [sys.executable, "-m", "hwnas.cli", "profile", "--supernet", "failing_plugin:make", "--space", "bert-mini",
            "--ep", "cpu", "--threads", "1", "--seq-len", "8", "--quick", "--out", str(out), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
                           env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
     assert done.returncode == 1, done.stderr
     summary = json.loads(done.stdout)
@@ -152,7 +157,7 @@ def test_failed_block_is_reported_by_key_and_the_rest_measured(tmp_path):
 def test_profile_cli_bad_input_exits_2(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "hwnas.cli", "profile", *args], capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, check=False)
 
     unknown = run("--space", "nope", "--out", str(tmp_path / "p.json"))
     assert unknown.returncode == 2 and "'nope'" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
