@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hwnas.errors import InputError
+from hwnas.fileio import atomic_write_text
 
 SCHEMA = "hwnas-profile/1"
 
@@ -78,19 +78,10 @@ class Profile:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically: a temporary file beside ``path``, then rename over it."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1, sort_keys=False)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "profile") -> "Profile":
+    def from_dict(cls, data: Any, source: str = "profile") -> Profile:
         if not isinstance(data, dict):
             raise InputError(f"{source} is not a hwnas profile (not a JSON object)")
         schema = data.get("schema")
@@ -109,7 +100,7 @@ class Profile:
                 complete=bool(data.get("complete", False)),
                 hwnas_version=str(data.get("hwnas_version", "")),
             )
-            for key, timing in profile.blocks.items():
+            for timing in profile.blocks.values():
                 float(timing["median_ms"])
             for entry in profile.calibration:
                 dict(entry["config"]), float(entry["median_ms"])
