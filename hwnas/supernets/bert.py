@@ -19,11 +19,14 @@ Spaces (dimension names shared: A heads, D depth, H hidden, I FFN width):
   H = 768; same vocabulary as BERT-base.
 * ``bert-mini`` — the same shape, small enough to train on a CPU in minutes: D ∈ 1..6,
   per-layer A ∈ {1, 2, 4} (heads of size 32), per-layer I ∈ {128, 256, 512}, H = 128.
+  Ships trained weights (``hwnas/data/bert-mini.pt``, see ``tools/train_supernet.py``), read
+  when the module is first built; the other spaces start from seeded random weights.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +39,7 @@ from torch import nn
 from hwnas.errors import InputError
 from hwnas.space import Config, Constraint, Dimension, SearchSpace
 from hwnas.supernets.base import BuiltBlock, Feeds, Shape, Supernet
+from hwnas.supernets.checkpoint import PathLike, packaged_checkpoint, read_checkpoint
 
 LN_EPS = 1e-12
 MASK_VALUE = -10000.0
@@ -308,10 +312,16 @@ class ElasticBert(Supernet):
         "logits": {0: "batch"},
     }
 
-    def __init__(self, space: SearchSpace, settings: BertSpaceSettings, seed: int = 0):
+    def __init__(
+        self, space: SearchSpace, settings: BertSpaceSettings, seed: int = 0, checkpoint: PathLike | None = None
+    ):
         self.space = space
         self.settings = settings
         self.seed = seed
+        #: Trained weights, read when the module is first built; a missing file means seeded
+        #: random weights (and no accuracy evaluator), a bad one an InputError.
+        self.checkpoint = checkpoint
+        self.checkpoint_meta: dict[str, Any] | None = None  # set once the checkpoint is loaded
         self.default_shape = {"batch": 1, "seq_len": settings.default_seq_len}
         self._module: BertNetwork | None = None
 
@@ -347,6 +357,12 @@ class ElasticBert(Supernet):
 
     # -- weights -------------------------------------------------------------------------------
     def module(self) -> BertNetwork:
+        if self._module is None and self.checkpoint is not None and os.path.isfile(self.checkpoint):
+            state, self.checkpoint_meta = read_checkpoint(self.checkpoint, self.name)
+            try:
+                self.load_state_dict(state)
+            except InputError as exc:
+                raise InputError(f"checkpoint {self.checkpoint}: {exc}") from None
         if self._module is None:
             net = BertNetwork(self.max_arch())
             init_bert_weights(net, self.seed)
@@ -595,8 +611,14 @@ SETTINGS = {
 SPACES = {s.name: s for s in (BERT_OSE, BERT_LINAS, BERT_MINI)}
 
 
-def make_bert_supernet(space_name: str, seed: int = 0) -> ElasticBert:
-    """The elastic BERT supernet over a built-in ``bert-*`` space (seeded initial weights)."""
+def make_bert_supernet(space_name: str, seed: int = 0, checkpoint: PathLike | None = "packaged") -> ElasticBert:
+    """The elastic BERT supernet over a built-in ``bert-*`` space.
+
+    ``checkpoint``: ``"packaged"`` for the trained weights shipped with the package where there
+    are some (``bert-mini``), a file path, or None for seeded random weights (``seed``).
+    """
     if space_name not in SPACES:
         raise InputError(f"unknown BERT space {space_name!r} (known: {', '.join(SPACES)})")
-    return ElasticBert(SPACES[space_name], SETTINGS[space_name], seed=seed)
+    if isinstance(checkpoint, str) and checkpoint == "packaged":
+        checkpoint = packaged_checkpoint(space_name)
+    return ElasticBert(SPACES[space_name], SETTINGS[space_name], seed=seed, checkpoint=checkpoint)

@@ -1,0 +1,186 @@
+"""Supernet training with the sandwich rule (BigNAS / AutoFormer style) on the built-in task.
+
+Each step takes one batch of training examples and runs, with shared weights, the largest
+sub-network, the smallest one and ``n_random`` sub-networks drawn uniformly from the space; the
+gradients of all of them are accumulated and AdamW takes one step. With in-place distillation
+(``distill > 0``) the other sub-networks learn from a mix of the labels and the largest one's
+(detached) soft predictions of the same batch::
+
+    loss_sub = (1 - distill) * CE(labels) + distill * CE(softmax(teacher_logits))
+
+Learning rate: linear warm-up over ``warmup`` of the steps, then linear decay to 0.
+
+Batches are cut to their longest sentence (padding beyond it is masked out anyway, so the
+logits do not change) to save time. Deterministic given ``seed`` and the number of threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hwnas.errors import InputError
+from hwnas.evaluation.task import TextTask
+from hwnas.space import Config, SearchSpace
+from hwnas.supernets.bert import ElasticBert
+
+__all__ = ["TrainingSettings", "largest_config", "smallest_config", "train_supernet", "trimmed"]
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Hyper-parameters of :func:`train_supernet` (recorded in the checkpoint's meta)."""
+
+    steps: int = 1000
+    batch: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.06  # fraction of the steps
+    n_random: int = 2  # random sub-networks per step, besides the largest and the smallest
+    distill: float = 0.0  # weight of the largest sub-network's soft labels for the others
+    clip: float = 1.0  # gradient-norm clipping
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.distill <= 1.0:
+            raise InputError(f"distill must be in [0, 1], got {self.distill!r}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise InputError(f"warmup must be in [0, 1), got {self.warmup!r}")
+        if not self.lr > 0:
+            raise InputError(f"lr must be > 0, got {self.lr!r}")
+        if isinstance(self.n_random, bool) or not isinstance(self.n_random, int) or self.n_random < 0:
+            raise InputError(f"n_random must be an integer >= 0, got {self.n_random!r}")
+
+
+def _extreme_config(space: SearchSpace, pick: Callable[[tuple], Any]) -> Config:
+    config: Config = {}
+    depth = pick(space.dimension(space.depth).choices) if space.depth else None
+    for dim in space.dimensions:
+        value = pick(dim.choices)
+        config[dim.name] = [value] * (depth or dim.per_layer) if dim.per_layer else value
+    return space.canonical(config)
+
+
+def largest_config(space: SearchSpace) -> Config:
+    """The configuration with the largest value of every dimension."""
+    return _extreme_config(space, max)
+
+
+def smallest_config(space: SearchSpace) -> Config:
+    """The configuration with the smallest value of every dimension."""
+    return _extreme_config(space, min)
+
+
+def trimmed(input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tensors (input_ids, attention_mask, token_type_ids) int64 [B, L] cut to the longest row L."""
+    length = max(1, int(attention_mask.sum(axis=1).max()))
+    ids = torch.as_tensor(np.ascontiguousarray(input_ids[:, :length]))
+    mask = torch.as_tensor(np.ascontiguousarray(attention_mask[:, :length]))
+    return ids, mask, torch.zeros_like(ids)
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def train_supernet(
+    supernet: ElasticBert,
+    task: TextTask,
+    settings: TrainingSettings | None = None,
+    log: Callable[[str], None] | None = None,
+    log_every: int = 50,
+) -> dict[str, Any]:
+    """Train ``supernet``'s shared weights in place with the sandwich rule (see module doc).
+
+    Args:
+        supernet: a BERT supernet whose vocabulary and positions cover the task's.
+        task: the training data (its ``train`` split).
+        settings: hyper-parameters and seed (default :class:`TrainingSettings`).
+        log: called with one progress line every ``log_every`` steps.
+    Returns:
+        stats: settings, wall and CPU time (s), epochs seen, and the mean training loss of the largest
+        and the smallest sub-network over the last 10% of the steps.
+    """
+    s = settings or TrainingSettings()
+    if not isinstance(supernet, ElasticBert):
+        raise InputError(f"supernet training needs a built-in BERT supernet, got {type(supernet).__name__}")
+    if task.vocab_size > supernet.settings.vocab_size or task.seq_len > supernet.settings.max_positions:
+        raise InputError(f"task {task.name!r} does not fit the vocabulary/positions of space {supernet.name!r}")
+    torch.manual_seed(s.seed)
+    rng = np.random.default_rng(s.seed)
+    space = supernet.space
+    largest, smallest = largest_config(space), smallest_config(space)
+    net = supernet.module()
+    net.train()
+    decay = [p for n, p in net.named_parameters() if p.ndim >= 2 and "norm" not in n]
+    no_decay = [p for n, p in net.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=s.lr
+    )
+    warmup = round(s.warmup * s.steps)
+    train = task.train
+    n = len(train)
+    order = rng.permutation(n)
+    cursor = 0
+    history = {"largest": [], "smallest": []}
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for step in range(s.steps):
+        if cursor + s.batch > n:
+            order, cursor = rng.permutation(n), 0
+        rows = order[cursor : cursor + s.batch]
+        cursor += s.batch
+        inputs = trimmed(train.input_ids[rows], train.attention_mask[rows])
+        labels = torch.as_tensor(train.labels[rows])
+        for group in optimizer.param_groups:
+            group["lr"] = s.lr * _lr_factor(step, s.steps, warmup)
+        optimizer.zero_grad(set_to_none=True)
+        configs = [largest, smallest] + space.sample(s.n_random, seed=rng)
+        teacher: torch.Tensor | None = None
+        for k, config in enumerate(configs):
+            logits = supernet.forward(inputs, config)
+            hard = F.cross_entropy(logits, labels)
+            if k == 0:
+                loss = hard
+                teacher = logits.detach().softmax(dim=-1)
+            elif s.distill > 0:
+                soft = -(teacher * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+                loss = (1.0 - s.distill) * hard + s.distill * soft
+            else:
+                loss = hard
+            loss.backward()
+            if k < 2:
+                history["largest" if k == 0 else "smallest"].append(hard.item())
+        if s.clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), s.clip)
+        optimizer.step()
+        if log and ((step + 1) % log_every == 0 or step + 1 == s.steps):
+            recent = slice(-log_every, None)
+            log(
+                f"step {step + 1}/{s.steps}  lr {optimizer.param_groups[0]['lr']:.2e}  "
+                f"loss largest {np.mean(history['largest'][recent]):.4f}  "
+                f"smallest {np.mean(history['smallest'][recent]):.4f}  "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+    net.eval()
+    tail = max(1, s.steps // 10)
+    return {
+        "settings": asdict(s),
+        "wall_s": time.perf_counter() - started,
+        "cpu_s": time.process_time() - cpu_started,
+        "epochs": s.steps * s.batch / n,
+        "train_loss_largest": float(np.mean(history["largest"][-tail:])),
+        "train_loss_smallest": float(np.mean(history["smallest"][-tail:])),
+        "torch_threads": torch.get_num_threads(),
+    }
