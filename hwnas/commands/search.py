@@ -1,0 +1,93 @@
+"""`hwnas search`: multi-objective search over a space, resumable from its run directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hwnas.commands.common import emit, json_option, stderr, supernet_option
+
+
+def _format(value: float, unit: str) -> str:
+    if unit == "fraction":
+        return f"{value:.4f}"
+    if unit == "ms":
+        return f"{value:.3f}"
+    if unit == "count":
+        return f"{value / 1e6:.3f} M" if abs(value) >= 1e5 else f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+@click.command()
+@click.option("--space", required=True, help="Space name (see `hwnas spaces`).")
+@click.option("--algo", required=True, metavar="{linas,nsga2,ose,random}", help="Search algorithm.")
+@click.option("--objectives", required=True, metavar="LIST",
+              help="Comma-separated: accuracy, latency (one per --profile; latency:<label> picks one), params, "
+                   "macs, loss (OSE's brief-training error).")
+@click.option("--evals", required=True, type=int, help="Budget: validated evaluations.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run directory (created; an interrupted run there with the same settings resumes).")
+@click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path),
+              help="Device profile (repeatable): one latency objective each.")
+@click.option("--constraint", "constraints", multiple=True, metavar="EXPR",
+              help="e.g. 'latency<=5' or 'params<=2e6' (repeatable; cheap objectives only).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same run).")
+@click.option("--population", type=int, default=None, help="Population / batch size [default: 50].")
+@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
+              help="Where evaluations run (only local for now).")
+@supernet_option
+@json_option
+def search(space: str, algo: str, objectives: str, evals: int, out: Path, profiles: tuple[Path, ...],
+           constraints: tuple[str, ...], seed: int, population: int | None, executor: str, plugin: str | None,
+           as_json: bool) -> None:
+    """Search a space for the Pareto front of the objectives; resumable from --out."""
+    from hwnas.search.runner import ProgressEvent, SearchRequest, execute, prepare
+
+    request = SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
+                            profiles=[str(p) for p in profiles], constraints=list(constraints), seed=seed,
+                            population=population)
+    prepared = prepare(request)  # every input check; nothing is written before this passes
+    if prepared.existing is not None:
+        if prepared.existing.get("status") == "complete":
+            stderr.print(f"{out} holds this search, complete: showing its results")
+        else:
+            stderr.print(f"resuming the interrupted search in {out}")
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn(), TextColumn("HV {task.fields[hv]}"),
+                   TextColumn("front {task.fields[front]}"), console=stderr, transient=False)
+    with bar:
+        task = bar.add_task(f"{algo} on {space}", total=prepared.request.evals, hv="-", front=0)
+
+        def on_progress(event: ProgressEvent) -> None:
+            bar.update(task, completed=event.evaluations, hv=f"{event.hypervolume:.5g}", front=event.front_size)
+
+        try:
+            result = execute(prepared, on_progress)
+        except KeyboardInterrupt:
+            bar.stop()
+            rows = sum(1 for _ in open(out / "evaluations.jsonl")) if (out / "evaluations.jsonl").exists() else 0
+            click.echo(f"hwnas: interrupted after {rows} of {evals} evaluations; rerun the same command to resume",
+                       err=True)
+            sys.exit(130)
+
+    document = result.to_json()
+    units = {o["name"]: o["unit"] for o in result.objectives}
+    table = Table(title=f"Pareto front: {len(result.front)} of {result.evaluations} validated "
+                        f"({algo}, HV {result.hypervolume:.5g})")
+    table.add_column("#", justify="right")
+    for o in result.objectives:
+        arrow = "↑" if o["maximize"] else "↓"
+        table.add_column(f"{o['name']} {arrow} ({o['unit']})", justify="right")
+    table.add_column("config")
+    for row in result.front:
+        table.add_row(str(row["index"]), *(_format(row["objectives"][n], units[n]) for n in units),
+                      json.dumps(row["config"], separators=(",", ":")))
+    emit(document, as_json, table)
+    if not as_json:
+        stderr.print(f"run directory: {out} ({result.status}; stop: {result.stop_reason})")

@@ -1,0 +1,217 @@
+"""LINAS: predictor-guided NSGA-II (Cummings et al., arXiv 2202.12934 / 2205.10358).
+
+Nested loops:
+
+1. validate a population for real (the first one drawn like random search's);
+2. fit a cheap predictor of every *expensive* objective (accuracy, OSE loss) on everything
+   validated so far — ridge / SVR / a small tree ensemble chosen by cross-validation
+   (:class:`~hwnas.predictors.accuracy.ObjectivePredictor`) on ``supernet.feature_matrix``;
+   latency, params and MACs are not learned, they come from the profiles and analytics
+   (``problem.cheap``);
+3. run NSGA-II on predicted + cheap objectives for ``inner_evals`` (20,000, the paper's)
+   evaluations, whole populations at a time (:mod:`~hwnas.search.algorithms.vectorized`),
+   starting from the best validated configurations — or, when the whole space has no more gene
+   combinations than that (``bert-ose``: 360), rank all of it on the predictors instead;
+4. the final population minus what is already validated is the next batch (topped up to
+   ``min_batch`` from the rest of the inner search's evaluations, best ranked first, then at
+   random, so every loop validates something new); repeat until the budget is spent.
+
+Only validated results reach the archive and the Pareto front; predicted values are recorded
+beside them in evaluations.jsonl (``predicted``). The time of steps 2–3 per loop is recorded in
+the run's ``result.loops`` (``fit_s``, ``inner_s``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from hwnas.errors import InputError
+from hwnas.predictors.accuracy import CANDIDATES, ObjectivePredictor
+from hwnas.search.algorithms.base import Algorithm, Validate
+from hwnas.search.algorithms.vectorized import InnerResult, Operators, nsga2, rank_and_crowding, survive
+from hwnas.search.problem import Problem
+
+FEATURES = ("supernet", "supernet+genes")
+
+
+class LINAS(Algorithm):
+    """LINAS (see module doc)."""
+
+    name: ClassVar[str] = "linas"
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "population": 50,
+        "inner_evals": 20_000,
+        "min_batch": 10,
+        "crossover_prob": 0.9,
+        "crossover_eta": 15.0,
+        "mutation_prob": 0.02,
+        "mutation_eta": 20.0,
+        "predictors": list(CANDIDATES),
+        "cv_folds": 5,
+        "features": "supernet",
+    }
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.loops: list[dict[str, Any]] = []
+
+    def _checked(self) -> None:
+        self._int_setting("population", 2)
+        self._int_setting("inner_evals", 1)
+        self._int_setting("min_batch", 1)
+        self._int_setting("cv_folds", 2)
+        self._prob_setting("crossover_prob")
+        self._prob_setting("mutation_prob")
+        if self.settings["features"] not in FEATURES:
+            raise InputError(f"linas setting features must be one of {', '.join(FEATURES)}, "
+                             f"got {self.settings['features']!r}")
+        ObjectivePredictor(self.settings["predictors"])
+
+    def check(self, problem: Problem, budget: int) -> None:
+        self._checked()
+        super().check(problem, budget)
+
+    def features(self, problem: Problem, genes: np.ndarray) -> np.ndarray:
+        """Predictor inputs of valid gene rows, float64 [N, F]."""
+        X = problem.supernet.feature_matrix(genes)
+        if self.settings["features"] == "supernet+genes":
+            X = np.hstack([X, problem.canonical(genes).astype(np.float64)])
+        return X
+
+    def run(self, problem: Problem, budget: int, rng: np.random.Generator, validate: Validate) -> None:
+        self._checked()
+        pop_size = int(self.settings["population"])
+        self.loops = []
+        validated_X: list[np.ndarray] = []
+        validated_F: list[np.ndarray] = []
+        seen: set[bytes] = set()
+        batch, predicted = problem.sample(pop_size, rng), None
+        while batch.shape[0]:
+            F = validate(batch, predicted=predicted)
+            validated_X.append(batch)
+            validated_F.append(np.asarray(F, dtype=np.float64))
+            seen.update(problem.keys(batch))
+            batch, predicted, stats = self.propose(problem, np.vstack(validated_X), np.vstack(validated_F),
+                                                   seen, rng)
+            self.loops.append({"loop": len(self.loops), **stats})
+
+    def propose(self, problem: Problem, VX: np.ndarray, VF: np.ndarray, seen: set[bytes],
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+        """One outer loop after validation: fit the predictors on (VX, VF), run the inner
+        NSGA-II, and choose the next batch.
+
+        Args:
+            VX: validated canonical genes int [N, G]; VF: their natural values float [N, M].
+            seen: keys of the validated configurations.
+        Returns:
+            next batch (canonical genes [B, G]), its predicted natural values [B, M] (None when
+            empty), and the loop's statistics (``fit_s``, ``inner_s``, predictors chosen, ...).
+        """
+        s = self.settings
+        pop_size = int(s["population"])
+        operators = Operators(float(s["crossover_prob"]), float(s["crossover_eta"]),
+                              float(s["mutation_prob"]), float(s["mutation_eta"]))
+        expensive, cheap, n_obj = problem.expensive_index, problem.cheap_index, len(problem.objectives)
+
+        def predict(genes: np.ndarray) -> np.ndarray:
+            """Natural values [N, M]: cheap objectives exact, expensive ones predicted; NaN rows
+            for configurations that are not valid in the space."""
+            out = np.full((genes.shape[0], n_obj), np.nan)
+            valid = problem.valid(genes)
+            if valid.any():
+                g = genes[valid]
+                if cheap:
+                    out[np.ix_(valid, cheap)] = problem.cheap(g)
+                if predictors:
+                    feats = self.features(problem, g)
+                    for i, model in predictors.items():
+                        out[valid, i] = model.predict(feats)
+            return out
+
+        t0 = time.perf_counter()
+        predictors: dict[int, ObjectivePredictor] = {}
+        if expensive:
+            feats = self.features(problem, VX)
+            for i in expensive:
+                predictors[i] = ObjectivePredictor(s["predictors"], folds=int(s["cv_folds"]),
+                                                   seed=len(self.loops)).fit(feats, VF[:, i])
+        t1 = time.perf_counter()
+        everything = self._enumerate(problem, int(s["inner_evals"]))
+        if everything is not None:
+            # The whole space costs no more than the inner search would: rank all of it on the
+            # predictors instead (the inner problem's exact optimum; no mating on a tiny space).
+            F_all, cv_all = problem.to_min(predict(everything)), problem.violation(everything)
+            order = survive(F_all, cv_all, everything.shape[0])
+            inner = InnerResult(everything[order[:pop_size]], F_all[order[:pop_size]], cv_all[order[:pop_size]],
+                                everything, F_all, cv_all, everything.shape[0], 0)
+        else:
+            best = VX[survive(problem.to_min(VF), np.zeros(VX.shape[0]), pop_size)]
+            inner = nsga2(lambda g: problem.to_min(predict(g)), problem.violation, problem.canonical,
+                          problem.upper, rng, pop_size=pop_size, n_evals=int(s["inner_evals"]),
+                          initial=best, operators=operators)
+        t2 = time.perf_counter()
+        batch = self._next_batch(problem, inner, seen, rng, pop_size)
+        predicted = predict(batch) if batch.shape[0] else None
+        stats = {
+            "validated": int(VX.shape[0]),
+            "fit_s": round(t1 - t0, 4),
+            "inner_s": round(t2 - t1, 4),
+            "inner_evals": int(inner.evaluations),
+            "inner_generations": int(inner.generations),
+            "predictors": {problem.objectives[i].name: {"chosen": m.chosen, "cv_rmse": m.cv_rmse}
+                           for i, m in predictors.items()},
+            "next_batch": int(batch.shape[0]),
+        }
+        return batch, predicted, stats
+
+    def _enumerate(self, problem: Problem, limit: int) -> np.ndarray | None:
+        """Every valid configuration (canonical genes) when the raw gene combinations number at
+        most ``limit``; else None. Cached per space."""
+        cache = getattr(self, "_everything", None)
+        if cache is not None and cache[0] is problem.space:
+            return cache[1]
+        upper = problem.upper
+        if float(np.prod(upper.astype(np.float64) + 1.0)) > limit:
+            return None
+        grids = np.indices(tuple(int(u) + 1 for u in upper)).reshape(upper.size, -1).T
+        genes = problem.canonical(grids)
+        genes = genes[problem.valid(genes)]
+        _, first = np.unique(genes, axis=0, return_index=True)
+        genes = genes[np.sort(first)]
+        self._everything = (problem.space, genes)
+        return genes
+
+    def _next_batch(self, problem: Problem, inner: Any, seen: set[bytes], rng: np.random.Generator,
+                    pop_size: int) -> np.ndarray:
+        """Final population minus validated; topped up to ``min_batch`` (see module doc)."""
+        min_batch = min(int(self.settings["min_batch"]), pop_size)
+        chosen: list[np.ndarray] = []
+        taken = set(seen)
+
+        def take(rows: np.ndarray, limit: int) -> None:
+            for row in rows:
+                if len(chosen) >= limit:
+                    return
+                key = row.tobytes()
+                if key not in taken:
+                    taken.add(key)
+                    chosen.append(row)
+
+        take(inner.X[inner.cv <= 0], pop_size)
+        if len(chosen) < min_batch:
+            ok = inner.all_cv <= 0
+            rank, crowd = rank_and_crowding(inner.all_F[ok], inner.all_cv[ok])
+            take(inner.all_X[ok][np.lexsort((-crowd, rank))], min_batch)
+        if len(chosen) < min_batch:
+            take(problem.sample(min_batch - len(chosen), rng, exclude=taken), min_batch)
+        return np.array(chosen, dtype=np.int64).reshape(len(chosen), problem.n_genes)
+
+    def summary(self) -> dict[str, Any]:
+        if not self.loops:
+            return {}
+        cost = [lp["fit_s"] + lp["inner_s"] for lp in self.loops]
+        return {"loops": self.loops, "max_loop_overhead_s": round(max(cost), 4),
+                "median_loop_overhead_s": round(float(np.median(cost)), 4)}

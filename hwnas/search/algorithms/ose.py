@@ -1,0 +1,286 @@
+"""OSE — de Wynter's FPTAS for optimal subarchitecture extraction, as a search algorithm.
+
+The algorithm itself (W-coefficient, maximum point, ε-intervals, the (1 - ε) guarantee and its
+premise) lives in :mod:`hwnas.search.ose`; this module runs it against a
+:class:`~hwnas.search.problem.Problem`:
+
+1. The *pool*: every feasible configuration of the space when it has at most ``pool`` of them
+   (``bert-ose``: all 300), else ``pool`` distinct feasible configurations drawn with the run's
+   seeded generator (so a resumed run draws the same pool).
+2. Parameter size ``p`` from the ``params`` objective; inference cost ``i`` from the ``cost``
+   setting: ``"auto"`` takes the first ``latency`` objective (a profile's prediction, ms) and
+   otherwise the paper's op-count surrogate (``"ops"``,
+   :func:`hwnas.search.ose.op_count_genes`, at the ``macs`` objective's shape); ``"macs"`` or a
+   latency objective's name pick that objective. All of these are cheap (no budget).
+3. The maximum point T of the pool, the ε-intervals over the pool sorted by ``p``, one
+   candidate per interval (the largest cheap factor), validated through ``validate``: each
+   validation computes the expensive ``loss`` objective, OSE's ê = the minimum over the
+   hyperparameter sets Θ of the brief-training loss (so W is the best over Θ).
+4. W of every validated candidate; the selection is the largest W.
+
+With ``refine`` (default on) and budget left after the ε-level, OSE halves ε and validates the
+new candidates of the finer intervals, level after level (coarse-to-fine within a level, so a
+budget cut mid-level still spreads over the range), until the budget is spent or the intervals
+cannot split the pool further. The result at the requested ε and at every level are recorded.
+
+The W table goes to run.json's ``result`` through :meth:`OSE.summary`::
+
+    result.epsilon, intervals, cost {name, unit}, pool {size, enumerated}, max_point {config, p, i,
+           virtual}, loss_settings (Θ), evaluations
+    result.result        the answer at the requested ε (OSEResult.to_json): selected row and the
+                         W table of that level — per candidate: index (in the pool), config,
+                         interval, p, i, cheap = c, e = ê (best over Θ), W
+    result.levels        per level: epsilon, n_intervals, validated, complete, selected, W
+    result.w_table_all   every validated candidate (interval numbers of the finest level run)
+    result.selected      the largest W of all validated candidates (= result.result's when no
+                         refinement ran)
+    result.paper_pick    on bert-ose only: Bort's published architecture, for reference
+
+Note on the driver: ``validate`` raises BudgetExhausted on the call that serves the last unit of
+budget, without returning that evaluation; OSE therefore wraps the ``loss`` objective for the
+duration of :meth:`OSE.run` to capture each loss as it is computed, so the last candidate is in
+the W table too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from hwnas.errors import InputError
+from hwnas.search import ose
+from hwnas.search.algorithms.base import Algorithm, BudgetExhausted, Validate
+from hwnas.search.problem import Problem
+
+
+
+def _spread_order(n: int) -> np.ndarray:
+    """0..n-1 ordered coarse-to-fine (by the base-2 radical inverse), int64 [n]."""
+
+    def radical_inverse(k: int) -> float:
+        value, scale = 0.0, 0.5
+        while k:
+            if k & 1:
+                value += scale
+            k >>= 1
+            scale /= 2
+        return value
+
+    return np.array(sorted(range(n), key=lambda k: (radical_inverse(k), k)), dtype=np.int64)
+
+
+class OSE(Algorithm):
+    """OSE (de Wynter, arXiv 2010.08512) over a problem with ``params``, an inference cost and
+    ``loss`` objectives (see module doc). Settings:
+
+    * ``epsilon`` (0.1): interval width parameter in (0, 1]; at most ``⌈1/ε⌉`` candidates.
+    * ``intervals`` ("linear"): boundaries, ``linear`` / ``log`` / ``quantile`` in ``p``.
+    * ``cost`` ("auto"): inference cost in W — ``auto``, ``ops``, ``macs`` or a latency name.
+    * ``pool`` (20000): largest pool; bigger spaces are sampled.
+    * ``refine`` (True): spend budget left after the ε-level on halved ε.
+    """
+
+    name: ClassVar[str] = "ose"
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "epsilon": 0.1,
+        "intervals": "linear",
+        "cost": "auto",
+        "pool": 20000,
+        "refine": True,
+    }
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._summary: dict[str, Any] = {}
+
+    # -- settings and problem checks -----------------------------------------------------------
+    def _checked(self) -> tuple[float, str, int]:
+        s = self.settings
+        epsilon = s["epsilon"]
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 1:
+            raise InputError(f"ose setting epsilon must be in (0, 1], got {epsilon!r}")
+        if s["intervals"] not in ose.MODES:
+            raise InputError(f"ose setting intervals must be one of {', '.join(ose.MODES)}, got {s['intervals']!r}")
+        if not isinstance(s["refine"], bool):
+            raise InputError(f"ose setting refine must be true or false, got {s['refine']!r}")
+        pool = self._int_setting("pool", 1)
+        return float(epsilon), str(s["intervals"]), pool
+
+    def _columns(self, problem: Problem) -> tuple[int, int, str]:
+        """(params column, loss column, cost name) in problem.objectives; InputError if missing."""
+        names = problem.names
+        missing = [n for n in ("params", "loss") if n not in names]
+        latencies = [n for n in names if n == "latency" or n.startswith("latency:")]
+        if missing or not (latencies or "macs" in names):
+            raise InputError("--algo ose needs the objectives params, an inference cost (latency or macs) and "
+                             f"loss; got {','.join(names)} (e.g. --objectives params,macs,loss)")
+        if not problem.objectives[names.index("loss")].expensive:
+            raise InputError("ose: objective 'loss' must be the expensive brief-training loss")
+        cost = self.settings["cost"]
+        if cost == "auto":
+            cost = latencies[0] if latencies else "ops"
+        elif cost != "ops" and cost not in latencies and not (cost == "macs" and "macs" in names):
+            choices = ", ".join(["auto", "ops", *latencies, *(["macs"] if "macs" in names else [])])
+            raise InputError(f"ose setting cost must be one of {choices} (an inference cost among the "
+                             f"objectives), got {cost!r}")
+        return names.index("params"), names.index("loss"), cost
+
+    def _enumerable(self, problem: Problem, pool: int) -> bool:
+        try:
+            return problem.space.count_valid() <= pool
+        except InputError:  # too large to count by enumeration
+            return False
+
+    def _pool(self, problem: Problem, pool: int, rng: np.random.Generator | None) -> tuple[np.ndarray, bool]:
+        """(canonical feasible genes int64 [N, G], enumerated?)."""
+        space = problem.space
+        if self._enumerable(problem, pool):
+            rows = [space.to_genes(c) for c in space.enumerate()]
+            genes = problem.canonical(np.array(rows, dtype=np.int64).reshape(len(rows), space.n_genes))
+            return genes[problem.feasible(genes)], True
+        if rng is None:
+            return np.zeros((0, space.n_genes), dtype=np.int64), False
+        return problem.sample(pool, rng), False
+
+    def _cost_values(self, problem: Problem, genes: np.ndarray, cost: str) -> tuple[np.ndarray, str]:
+        """Inference cost of pool rows, float64 [N], and its unit."""
+        if cost == "ops":
+            shape = dict(problem.supernet.default_shape)
+            if "macs" in problem.names:
+                shape = dict(problem.objectives[problem.names.index("macs")].meta.get("shape", shape))
+            return ose.op_count_genes(problem.supernet, genes, shape), "operations"
+        objective = problem.objectives[problem.names.index(cost)]
+        return np.asarray(objective.evaluate(genes), dtype=np.float64), objective.unit
+
+    def check(self, problem: Problem, budget: int) -> None:
+        epsilon, mode, pool = self._checked()
+        self._columns(problem)
+        needed = ose.n_intervals(epsilon)
+        if self._enumerable(problem, pool):
+            genes, _ = self._pool(problem, pool, None)
+            if genes.shape[0] == 0:
+                raise InputError(f"ose: no feasible configuration in space {problem.space.name!r}")
+            p = problem.objectives[problem.names.index("params")].evaluate(genes)
+            needed = int(np.unique(ose.assign_intervals(p, epsilon, mode)).size)
+        if budget < needed:
+            raise InputError(f"--evals {budget} is smaller than the {needed} ε-interval candidates of ose "
+                             f"(epsilon={epsilon}); give at least {needed} or a larger epsilon")
+
+    def min_budget(self) -> int:
+        return ose.n_intervals(float(self.settings["epsilon"])) if isinstance(self.settings["epsilon"], (int, float)) else 1
+
+    # -- the search ----------------------------------------------------------------------------
+    def run(self, problem: Problem, budget: int, rng: np.random.Generator, validate: Validate) -> None:
+        epsilon, mode, pool_size = self._checked()
+        p_col, loss_col, cost = self._columns(problem)
+        genes, enumerated = self._pool(problem, pool_size, rng)
+        if genes.shape[0] == 0:
+            raise InputError(f"ose: no feasible configuration in space {problem.space.name!r}")
+        p = np.asarray(problem.objectives[p_col].evaluate(genes), dtype=np.float64)
+        i, unit = self._cost_values(problem, genes, cost)
+        T = ose.max_point(p, i)
+        configs = problem.configs(genes)
+        errors: dict[int, float] = {}
+        levels: list[dict[str, Any]] = []
+        self._state = dict(problem=problem, genes=genes, configs=configs, p=p, i=i, T=T, errors=errors,
+                           levels=levels, epsilon=epsilon, mode=mode, cost=cost, unit=unit,
+                           enumerated=enumerated, loss_col=loss_col)
+        self._update_summary()
+
+        # The driver's validate may raise BudgetExhausted on the call that spends the last unit
+        # of budget, without returning that evaluation's values; so the loss objective is
+        # wrapped for the run to capture every brief-training loss as it is computed.
+        loss_objective = problem.objectives[loss_col]
+        captured: dict[bytes, float] = {}
+
+        def capturing_loss(g: np.ndarray) -> np.ndarray:
+            values = np.asarray(loss_objective.evaluate(g), dtype=np.float64).reshape(-1)
+            captured.update(zip(problem.keys(g), values.tolist()))
+            return values
+
+        problem.objectives[loss_col] = replace(loss_objective, evaluate=capturing_loss)
+        try:
+            self._search(problem, genes, p, i, T, errors, levels, validate, captured, epsilon, mode, loss_col)
+        finally:
+            problem.objectives[loss_col] = loss_objective
+            self._update_summary()
+
+    def _search(self, problem: Problem, genes: np.ndarray, p: np.ndarray, i: np.ndarray, T: ose.MaxPoint,
+                errors: dict[int, float], levels: list[dict[str, Any]], validate: Validate,
+                captured: dict[bytes, float], epsilon: float, mode: str, loss_col: int) -> None:
+        archive = getattr(validate, "archive", None)  # the driver's archive, when it exposes one
+        level_eps = epsilon
+        while True:
+            candidates, intervals = ose.select_candidates(p, i, level_eps, mode, T)
+            level = {"epsilon": level_eps, "n_intervals": int(candidates.size), "candidates": candidates,
+                     "intervals": intervals}
+            levels.append(level)
+            todo = [int(candidates[k]) for k in _spread_order(candidates.size) if int(candidates[k]) not in errors]
+            for row in todo:
+                try:
+                    F = np.asarray(validate(genes[row : row + 1]), dtype=np.float64)
+                except BudgetExhausted:
+                    key = problem.keys(genes[row : row + 1])[0]
+                    if key in captured:
+                        errors[row] = captured[key]
+                    elif isinstance(archive, Mapping) and key in archive:
+                        errors[row] = float(np.asarray(archive[key], dtype=np.float64)[loss_col])
+                    raise
+                errors[row] = float(F[0, loss_col])
+                self._update_summary()
+            if not self.settings["refine"] or len(errors) >= genes.shape[0]:
+                return
+            # Stop when no interval holds two different parameter sizes: halving cannot split more.
+            if all(np.ptp(p[intervals == k]) == 0 for k in np.unique(intervals)):
+                return
+            level_eps /= 2
+
+    # -- results -------------------------------------------------------------------------------
+    def _level_result(self, level: Mapping[str, Any]) -> ose.OSEResult:
+        st = self._state
+        return ose.build_result(st["configs"], st["p"], st["i"], level["candidates"], level["intervals"],
+                                st["errors"], level["epsilon"], st["mode"], st["T"])
+
+    def _update_summary(self) -> None:
+        st = self._state
+        problem: Problem = st["problem"]
+        T: ose.MaxPoint = st["T"]
+        levels = st["levels"]
+        out: dict[str, Any] = {
+            "algorithm": "OSE (de Wynter, arXiv 2010.08512)",
+            "epsilon": st["epsilon"],
+            "intervals": st["mode"],
+            "cost": {"name": st["cost"], "unit": st["unit"]},
+            "pool": {"size": int(st["genes"].shape[0]), "enumerated": bool(st["enumerated"])},
+            "max_point": {"config": None if T.index is None else st["configs"][T.index],
+                          "p": T.p, "i": T.i, "virtual": T.virtual},
+            "loss_settings": dict(problem.objectives[st["loss_col"]].meta).get("settings"),
+            "evaluations": len(st["errors"]),
+        }
+        if levels:
+            first = self._level_result(levels[0])
+            out["result"] = first.to_json()  # the answer at the requested ε: selection + W table
+            out["levels"] = []
+            for level in levels:
+                res = self._level_result(level)
+                out["levels"].append({
+                    "epsilon": level["epsilon"], "n_intervals": level["n_intervals"],
+                    "validated": len(res.rows), "complete": bool(res.complete),
+                    "selected": None if res.selected is None else res.selected.config,
+                    "W": None if res.selected is None else res.selected.W,
+                })
+            # Every validated candidate of every level, and the best of them.
+            rows = sorted(st["errors"])
+            table = ose.build_result(st["configs"], st["p"], st["i"], rows, levels[-1]["intervals"],
+                                     st["errors"], levels[-1]["epsilon"], st["mode"], T)
+            out["w_table_all"] = [r.to_json() for r in table.rows]
+            out["selected"] = None if table.selected is None else table.selected.to_json()
+        if problem.space.name == "bert-ose":
+            out["paper_pick"] = {"config": dict(ose.BORT),
+                                 "source": "Bort, de Wynter & Perry, arXiv 2010.10499 (published, not ours)"}
+        self._summary = out
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self._summary)

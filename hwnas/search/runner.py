@@ -1,0 +1,502 @@
+"""The search driver: checks a request, opens the run directory, runs the algorithm through the
+archive-backed ``validate``, and writes the Pareto front and hypervolume.
+
+``prepare(request)`` does every check that can fail on bad input (space, algorithm, objectives,
+profiles, constraints, budget, output directory) and touches no file; ``execute(prepared)``
+then runs. :func:`search` does both.
+
+Resume and determinism. ``validate`` answers a configuration already in evaluations.jsonl from
+the archive without spending budget, and counts budget as *distinct configurations served to
+the algorithm*. The algorithms are deterministic given the seed, so rerunning a killed search
+replays the same proposals, gets every earlier evaluation back from the archive, and continues
+with the first configuration that was never validated: no evaluation is lost or repeated, and
+the rows equal those of an uninterrupted run. (Should a replay ever diverge, rows already in the
+archive still count toward the budget, so the total stays exactly ``evals``.)
+
+The reference point for the hypervolume is fixed when the run is created and recorded in
+run.json: for an objective with an a-priori worst value (accuracy: 0; OSE loss: 2·ln C) that
+value; for the cheap objectives the worst value over a uniform sample (fixed seed 0, whatever
+the run's seed) of up to 1,000 valid configurations plus the all-largest and all-smallest gene
+vectors, moved 10% of the sampled range further in the worse direction. The point depends only
+on the space and the objectives — not on the seed, the algorithm or the constraints — so the
+hypervolumes of different runs over the same objectives are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+import hwnas
+from hwnas.errors import InputError
+from hwnas.search.algorithms import Algorithm, BudgetExhausted, make_algorithm
+from hwnas.search.objectives import ObjectiveFactory, parse_constraints
+from hwnas.search.pareto import hypervolume, non_dominated_mask
+from hwnas.search.problem import Problem
+from hwnas.search.run import RunDirectory, SCHEMA, identity_mismatch, inspect_out_dir, now_iso
+from hwnas.supernets.base import Supernet
+
+REFERENCE_SAMPLE = 1000
+REFERENCE_MARGIN = 0.1
+
+
+@dataclass
+class SearchRequest:
+    """What the user asked for (the CLI's flags).
+
+    ``evaluator`` and ``supernet`` let tests and library users pass objects instead of names.
+    ``settings`` are extra algorithm settings (e.g. ``{"inner_evals": 5000}`` for LINAS).
+    """
+
+    space: str
+    algo: str
+    objectives: Sequence[str] | str
+    evals: int
+    out: Path
+    plugin: str | None = None
+    profiles: Sequence[str] = ()
+    constraints: Sequence[str] = ()
+    seed: int = 0
+    population: int | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    loss_settings: Sequence[Any] | None = None
+    evaluator: Any = None
+    supernet: Supernet | None = None
+
+
+@dataclass
+class Prepared:
+    """A checked request, ready to run."""
+
+    request: SearchRequest
+    supernet: Supernet
+    problem: Problem
+    algorithm: Algorithm
+    factory: ObjectiveFactory
+    header: dict[str, Any]
+    existing: dict[str, Any] | None
+
+
+@dataclass
+class ProgressEvent:
+    """Sent after each new validated evaluation (and once at the start with ``row`` None)."""
+
+    evaluations: int
+    budget: int
+    hypervolume: float
+    front_size: int
+    row: dict[str, Any] | None = None
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search (also what ``hwnas search --json`` prints)."""
+
+    out: Path
+    status: str
+    evaluations: int
+    budget: int
+    resumed_from: int
+    hypervolume: float
+    reference_point: list[float]
+    objectives: list[dict[str, Any]]
+    front: list[dict[str, Any]]
+    stop_reason: str | None
+    result: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": str(self.out), "status": self.status, "evaluations": self.evaluations,
+                "evals": self.budget, "resumed_from": self.resumed_from, "hypervolume": self.hypervolume,
+                "reference_point": self.reference_point, "objectives": self.objectives,
+                "stop_reason": self.stop_reason, "front": self.front, "result": self.result}
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------------------------
+def _check_int(name: str, value: Any, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def space_fingerprint(problem: Problem) -> dict[str, Any]:
+    """The space's definition as recorded in run.json (resume refuses another space)."""
+    space = problem.space
+    return {
+        "name": space.name,
+        "dimensions": [{"name": d.name, "choices": list(d.choices), "per_layer": d.per_layer}
+                       for d in space.dimensions],
+        "depth": space.depth,
+        "fixed": dict(space.fixed),
+        "constraints": [c.description for c in space.constraints],
+    }
+
+
+def _max_configurations(problem: Problem) -> int | None:
+    """Number of valid configurations when cheap to know (None otherwise)."""
+    space = problem.space
+    if not space.constraints:
+        if space.per_layer:
+            return space.count_valid()
+        return int(np.prod([len(d.choices) for d in space.dimensions], dtype=object))
+    raw = 1
+    for d in space.dimensions:
+        raw *= len(d.choices) ** d.n_genes
+    return space.count_valid() if raw <= 5_000 else None
+
+
+def _versions() -> dict[str, str | None]:
+    import platform
+
+    out: dict[str, str | None] = {"hwnas": hwnas.__version__, "python": platform.python_version()}
+    for name in ("torch", "onnxruntime", "pymoo"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _host() -> dict[str, Any]:
+    from hwnas.profiling.fingerprint import device_fingerprint
+
+    fp = device_fingerprint("cpu", 1)
+    for key in ("execution_provider", "ep_options", "intra_op_threads"):
+        fp.pop(key, None)
+    return fp
+
+
+def reference_point(problem: Problem, seed: int = 0) -> list[float]:
+    """The hypervolume reference point in natural units (see module doc; ``seed`` selects the
+    sample, and the driver always uses 0)."""
+    objectives = problem.objectives
+    need_sample = [i for i, o in enumerate(objectives) if o.worst is None]
+    ref = [float(o.worst) if o.worst is not None else float("nan") for o in objectives]
+    if not need_sample:
+        return ref
+    for i in need_sample:
+        if objectives[i].expensive:
+            raise InputError(f"objective {objectives[i].name!r} has no known worst value for the reference point")
+    rng = np.random.default_rng(seed)
+    upper = problem.upper
+    raw = np.vstack([upper[None, :], np.zeros((1, upper.size), dtype=np.int64),
+                     rng.integers(0, upper + 1, size=(20 * REFERENCE_SAMPLE, upper.size))])
+    genes = problem.canonical(raw)
+    genes = genes[problem.valid(genes)]
+    _, first = np.unique(genes, axis=0, return_index=True)
+    genes = genes[np.sort(first)][: REFERENCE_SAMPLE + 2]
+    if genes.shape[0] == 0:
+        raise InputError(f"space {problem.space.name!r}: no valid configuration found to set the reference point")
+    for i in need_sample:
+        values = np.asarray(objectives[i].evaluate(genes), dtype=np.float64)
+        lo, hi = float(np.min(values)), float(np.max(values))
+        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        ref[i] = hi + REFERENCE_MARGIN * span if not objectives[i].maximize else lo - REFERENCE_MARGIN * span
+    return ref
+
+
+def prepare(request: SearchRequest) -> Prepared:
+    """Check everything about a request without writing a file.
+
+    Raises:
+        InputError: unknown space, algorithm, objective or setting; latency without a profile;
+            a profile of another space; bad constraint; budget below one population or above
+            the space's size; unwritable or foreign ``--out``; accuracy without an evaluator.
+    """
+    evals = _check_int("--evals", request.evals, 1)
+    seed = _check_int("--seed", request.seed, 0)
+    if request.population is not None:
+        _check_int("--population", request.population, 2)
+    settings = dict(request.settings)
+    if request.population is not None:
+        settings["population"] = request.population
+    algorithm = make_algorithm(request.algo, **settings)
+    existing = inspect_out_dir(Path(request.out))
+    if request.supernet is not None:
+        supernet = request.supernet
+        if supernet.space.name != request.space:
+            raise InputError(f"supernet is for space {supernet.space.name!r}, not {request.space!r}")
+    else:
+        from hwnas.supernets.registry import get_supernet
+
+        supernet = get_supernet(request.space, request.plugin)
+    factory = ObjectiveFactory(supernet, list(request.profiles), request.evaluator, request.loss_settings)
+    names = factory.expand(request.objectives)
+    # Cheap objectives and constraints first: their errors need no evaluator (no checkpoint load).
+    for name in names:
+        if name.partition(":")[0] not in ("accuracy", "loss"):
+            factory.objective(name)
+    constraints = parse_constraints(list(request.constraints), factory)
+    unused = factory.unused_profiles()
+    if unused:
+        raise InputError(f"--profile {unused[0]!r} is used by no objective or constraint "
+                         "(add 'latency' to --objectives or a latency constraint)")
+    objectives = [factory.objective(n) for n in names]
+    problem = Problem(supernet.space, supernet, objectives, list(constraints))
+    algorithm.check(problem, evals)
+    size = _max_configurations(problem)
+    if size is not None and evals > size:
+        raise InputError(f"--evals {evals} exceeds the {size} valid configurations of space {supernet.space.name!r}")
+    header = _header(request, problem, algorithm, factory, seed, evals, existing)
+    if existing is not None:
+        mismatch = identity_mismatch(existing, header)
+        if mismatch:
+            raise InputError(f"--out {str(request.out)!r} holds a different search ({mismatch}); "
+                             "use the same settings to resume it, or a new directory")
+    return Prepared(request, supernet, problem, algorithm, factory, header, existing)
+
+
+def _header(request: SearchRequest, problem: Problem, algorithm: Algorithm, factory: ObjectiveFactory,
+            seed: int, evals: int, existing: dict[str, Any] | None) -> dict[str, Any]:
+    settings = dict(algorithm.settings)
+    if any(o.name == "loss" for o in problem.objectives):
+        settings["loss_settings"] = problem.objectives[problem.names.index("loss")].meta["settings"]
+    profiles = [p.describe() for p in factory.profiles]
+    reference = existing["reference_point"] if existing is not None else reference_point(problem, 0)
+    fingerprints = [{"role": "profile", "label": p.label, **dict(p.device)} for p in factory.profiles]
+    evaluator = next((o.meta.get("evaluator") for o in problem.objectives if "evaluator" in o.meta), None)
+    header = {
+        "schema": SCHEMA,
+        "status": "running",
+        "space": problem.space.name,
+        "plugin": request.plugin,
+        "algo": algorithm.name,
+        "evals": evals,
+        "seed": seed,
+        "objectives": [o.describe() for o in problem.objectives],
+        "constraints": [getattr(c, "expr", repr(c)) for c in problem.constraints],
+        "profiles": profiles,
+        "reference_point": [float(x) for x in reference],
+        "settings": json.loads(json.dumps(settings)),
+        "space_fingerprint": space_fingerprint(problem),
+        "evaluator": evaluator,
+        "versions": _versions(),
+        "fingerprints": fingerprints,
+        "host": _host(),
+        "created": now_iso(),
+        "finished": None,
+    }
+    return header
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation through the archive
+# ---------------------------------------------------------------------------------------------
+class Validator:
+    """The ``validate`` callback: archive lookups, new evaluations, budget, front, hypervolume."""
+
+    def __init__(self, problem: Problem, run: RunDirectory, budget: int,
+                 progress: Callable[[ProgressEvent], None] | None = None):
+        self.problem = problem
+        self.run = run
+        self.budget = budget
+        self.progress = progress
+        self.names = problem.names
+        self.maximize = problem.maximize
+        self.ref_min = problem.to_min(np.asarray(run.header["reference_point"], dtype=np.float64))
+        self.archive: dict[bytes, np.ndarray] = {}
+        self.served: set[bytes] = set()
+        self.front_rows: list[int] = []
+        self.hv_series: list[float] = []
+        self.hv = 0.0
+        self.resumed_from = len(run.rows)
+        self.diverged = False
+        for row in run.rows:
+            key, values = self._row_values(row)
+            if key in self.archive:
+                raise InputError(f"{run.path}/evaluations.jsonl repeats configuration {row['config']} "
+                                 f"(row {row['index']})")
+            self.archive[key] = values
+            self._track(len(self.hv_series), values)
+        run.write_hypervolume(self.hv_series)
+
+    def _row_values(self, row: dict[str, Any]) -> tuple[bytes, np.ndarray]:
+        try:
+            genes = self.problem.space.to_genes(row["config"])
+            values = np.array([float(row["objectives"][n]) for n in self.names])
+        except (KeyError, TypeError, ValueError, InputError) as exc:
+            raise InputError(f"{self.run.path}/evaluations.jsonl row {row.get('index')} does not fit "
+                             f"this search ({type(exc).__name__}: {exc})") from None
+        return self.problem.keys(genes[None, :])[0], values
+
+    def _track(self, index: int, values: np.ndarray) -> None:
+        """Update the front and hypervolume with evaluation ``index``."""
+        point = self.problem.to_min(values[None, :])
+        if self.front_rows:
+            front = self.problem.to_min(np.array([self._values(i) for i in self.front_rows]))
+            dominated = bool(((front <= point).all(axis=1) & (front < point).any(axis=1)).any())
+        else:
+            front, dominated = np.zeros((0, point.shape[1])), False
+        if not dominated:
+            rows = self.front_rows + [index]
+            F = np.vstack([front, point])
+            keep = non_dominated_mask(F)
+            self.front_rows = [r for r, k in zip(rows, keep) if k]
+            self.hv = hypervolume(F[keep], self.ref_min)
+        self.hv_series.append(self.hv)
+
+    def _values(self, index: int) -> np.ndarray:
+        row = self.run.rows[index]
+        return np.array([float(row["objectives"][n]) for n in self.names])
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.run.rows)
+
+    def front(self) -> list[dict[str, Any]]:
+        """Validated non-dominated rows, sorted by the first objective (best first)."""
+        rows = [self.run.rows[i] for i in self.front_rows]
+        sign = -1.0 if self.maximize[0] else 1.0
+        return sorted(rows, key=lambda r: (sign * r["objectives"][self.names[0]], r["index"]))
+
+    def write_front(self) -> None:
+        self.run.write_pareto(self.names, self.front())
+
+    def __call__(self, genes: np.ndarray, predicted: np.ndarray | None = None) -> np.ndarray:
+        problem = self.problem
+        g = problem.canonical(genes)
+        n = g.shape[0]
+        if n and not problem.feasible(g).all():
+            bad = int(np.flatnonzero(~problem.feasible(g))[0])
+            raise ValueError(f"validate got an infeasible configuration (row {bad}); algorithms may only "
+                             "validate feasible ones")
+        keys = problem.keys(g)
+        out = np.empty((n, len(self.names)))
+        new = [i for i, k in enumerate(keys) if k not in self.archive]
+        cheap = problem.cheap(g[new]) if new else None
+        cheap_pos = {i: j for j, i in enumerate(new)}
+        try:
+            for i, key in enumerate(keys):
+                if key not in self.archive:
+                    if len(self.archive) >= self.budget:
+                        self.diverged = True
+                        raise BudgetExhausted()
+                    self._evaluate(g[i], key, cheap[cheap_pos[i]],
+                                   None if predicted is None else np.asarray(predicted[i], dtype=np.float64))
+                out[i] = self.archive[key]
+                self.served.add(key)
+                if len(self.served) >= self.budget:
+                    raise BudgetExhausted()
+        finally:
+            if new:
+                self.write_front()
+        return out
+
+    def _evaluate(self, genes: np.ndarray, key: bytes, cheap: np.ndarray, predicted: np.ndarray | None) -> None:
+        problem = self.problem
+        start = time.perf_counter()
+        values = np.empty(len(self.names))
+        for j, i in enumerate(problem.cheap_index):
+            values[i] = cheap[j]
+        for i in problem.expensive_index:
+            values[i] = float(np.asarray(problem.objectives[i].evaluate(genes[None, :]), dtype=np.float64)[0])
+        wall = time.perf_counter() - start
+        if not np.isfinite(values).all():
+            bad = self.names[int(np.flatnonzero(~np.isfinite(values))[0])]
+            raise RuntimeError(f"objective {bad!r} returned a non-finite value for {problem.configs(genes[None, :])[0]}")
+        config = problem.space.from_genes(genes)
+        row: dict[str, Any] = {
+            "index": len(self.run.rows),
+            "config": config,
+            "key": problem.space.key(config),
+            "objectives": {n: float(v) for n, v in zip(self.names, values)},
+            "validated": True,
+        }
+        if predicted is not None:
+            guess = {n: float(v) for n, v, o in zip(self.names, predicted, problem.objectives)
+                     if o.expensive and np.isfinite(v)}
+            if guess:
+                row["predicted"] = guess
+        row["wall_s"] = round(wall, 6)
+        self.run.append(row)
+        self.archive[key] = values
+        self._track(row["index"], values)
+        self.run.append_hypervolume(len(self.run.rows), self.hv)
+        if self.progress is not None:
+            self.progress(ProgressEvent(len(self.run.rows), self.budget, self.hv, len(self.front_rows), row))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (like SIGINT) while the search runs, so both stop it
+    the same clean way; handlers are restored afterwards. No-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _result(prepared: Prepared, run: RunDirectory, validator: Validator) -> SearchResult:
+    header = run.header
+    return SearchResult(
+        out=Path(run.path), status=header["status"], evaluations=validator.evaluations,
+        budget=int(header["evals"]), resumed_from=validator.resumed_from, hypervolume=validator.hv,
+        reference_point=list(header["reference_point"]), objectives=list(header["objectives"]),
+        front=[{"index": r["index"], "config": r["config"], "objectives": r["objectives"]}
+               for r in validator.front()],
+        stop_reason=header.get("stop_reason"), result=dict(header.get("result") or {}))
+
+
+def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None = None) -> SearchResult:
+    """Run a prepared search to the end of its budget (or resume it), writing the run directory.
+
+    KeyboardInterrupt (SIGINT, or SIGTERM while running) stops it after the last complete
+    evaluation, with pareto.json and hypervolume.csv up to date and run.json still "running";
+    rerunning the same request resumes it.
+    """
+    request = prepared.request
+    run = RunDirectory.open(request.out, prepared.header)
+    validator = Validator(prepared.problem, run, int(run.header["evals"]), progress)
+    if progress is not None:
+        progress(ProgressEvent(validator.evaluations, validator.budget, validator.hv, len(validator.front_rows)))
+    try:
+        if run.header.get("status") == "complete":
+            return _result(prepared, run, validator)
+        validator.write_front()
+        stop_reason = "nothing left to try"
+        rng = np.random.default_rng(int(run.header["seed"]))
+        try:
+            with _terminate_as_interrupt():
+                prepared.algorithm.run(prepared.problem, validator.budget, rng, validator)
+        except BudgetExhausted:
+            stop_reason = "budget"
+        if validator.diverged:
+            stop_reason = "budget (replay diverged from the archive)"
+        validator.write_front()
+        run.write_hypervolume(validator.hv_series)
+        run.update(status="complete", finished=now_iso(), stop_reason=stop_reason,
+                   evaluations=validator.evaluations, hypervolume=validator.hv,
+                   result=json.loads(json.dumps(prepared.algorithm.summary(), default=float)))
+        return _result(prepared, run, validator)
+    except KeyboardInterrupt:
+        validator.write_front()
+        run.write_hypervolume(validator.hv_series)
+        raise
+    finally:
+        run.close()
+
+
+def search(request: SearchRequest, progress: Callable[[ProgressEvent], None] | None = None) -> SearchResult:
+    """:func:`prepare` then :func:`execute`."""
+    return execute(prepare(request), progress)
