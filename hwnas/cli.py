@@ -15,10 +15,13 @@ import click
 from hwnas.commands.export import export
 from hwnas.commands.predict import measure, predict
 from hwnas.commands.profile import profile
+from hwnas.commands.quickstart import quickstart
+from hwnas.commands.report import report
+from hwnas.commands.search import search
 from hwnas.commands.spaces import spaces
 from hwnas.errors import InputError
 
-COMMANDS = [spaces, profile, predict, measure, export]
+COMMANDS = [spaces, profile, predict, measure, export, report, quickstart, search]
 
 
 @click.group()
