@@ -7,10 +7,18 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from hwnas.commands.common import emit, json_option, stderr, supernet_option
+from hwnas.errors import InputError
 
 
 def _format(value: float, unit: str) -> str:
@@ -21,6 +29,21 @@ def _format(value: float, unit: str) -> str:
     if unit == "count":
         return f"{value / 1e6:.3f} M" if abs(value) >= 1e5 else f"{value:.0f}"
     return f"{value:.4g}"
+
+
+def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
+    """``KEY=VALUE`` strings to a dict; values are read as JSON where they parse (numbers,
+    booleans), else kept as strings."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--setting must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
 
 
 @click.command()
@@ -38,19 +61,21 @@ def _format(value: float, unit: str) -> str:
               help="e.g. 'latency<=5' or 'params<=2e6' (repeatable; cheap objectives only).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same run).")
 @click.option("--population", type=int, default=None, help="Population / batch size [default: 50].")
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Algorithm setting, e.g. 'epsilon=0.05' for ose or 'inner_evals=5000' for linas (repeatable).")
 @click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
               help="Where evaluations run (only local for now).")
 @supernet_option
 @json_option
 def search(space: str, algo: str, objectives: str, evals: int, out: Path, profiles: tuple[Path, ...],
-           constraints: tuple[str, ...], seed: int, population: int | None, executor: str, plugin: str | None,
-           as_json: bool) -> None:
+           constraints: tuple[str, ...], seed: int, population: int | None, settings: tuple[str, ...],
+           executor: str, plugin: str | None, as_json: bool) -> None:
     """Search a space for the Pareto front of the objectives; resumable from --out."""
     from hwnas.search.runner import ProgressEvent, SearchRequest, execute, prepare
 
     request = SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
                             profiles=[str(p) for p in profiles], constraints=list(constraints), seed=seed,
-                            population=population)
+                            population=population, settings=_parse_settings(settings))
     prepared = prepare(request)  # every input check; nothing is written before this passes
     if prepared.existing is not None:
         if prepared.existing.get("status") == "complete":
@@ -71,7 +96,8 @@ def search(space: str, algo: str, objectives: str, evals: int, out: Path, profil
             result = execute(prepared, on_progress)
         except KeyboardInterrupt:
             bar.stop()
-            rows = sum(1 for _ in open(out / "evaluations.jsonl")) if (out / "evaluations.jsonl").exists() else 0
+            rows_file = out / "evaluations.jsonl"
+            rows = rows_file.read_text().count("\n") if rows_file.exists() else 0
             click.echo(f"hwnas: interrupted after {rows} of {evals} evaluations; rerun the same command to resume",
                        err=True)
             sys.exit(130)
