@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("hwnas: interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 — the last line of defence of a CLI
+    except Exception as exc:
         if os.environ.get("HWNAS_DEBUG"):
             raise
         click.echo(f"hwnas: failed: {type(exc).__name__}: {exc} (HWNAS_DEBUG=1 for a traceback)", err=True)

@@ -2,7 +2,11 @@
 
 import json
 
-from hwnas.profiling.fingerprint import device_fingerprint, device_id, fingerprint_differences
+from hwnas.profiling.fingerprint import (
+    device_fingerprint,
+    device_id,
+    fingerprint_differences,
+)
 
 FIELDS = {
     "cpu_model", "physical_cores", "logical_cores", "memory_gib", "os", "python",

@@ -6,7 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from search_synthetic import StandIn, SyntheticNet, accuracy_of, all_values, params_of, values
+from search_synthetic import (
+    StandIn,
+    SyntheticNet,
+    accuracy_of,
+    all_values,
+    params_of,
+    values,
+)
 
 from hwnas.errors import InputError
 from hwnas.predictors.accuracy import ObjectivePredictor

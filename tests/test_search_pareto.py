@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from hwnas.search import pareto
-from hwnas.search.pareto import (crowding_distance, hypervolume, hypervolume_natural, non_dominated_mask,
-                                 non_dominated_sort, to_minimization)
+from hwnas.search.pareto import (
+    crowding_distance,
+    hypervolume,
+    hypervolume_natural,
+    non_dominated_mask,
+    non_dominated_sort,
+    to_minimization,
+)
 
 
 def test_to_minimization_negates_maximised_columns_only():

@@ -73,7 +73,13 @@ def export(run_dir: Path | None, top: int | None, space: str | None, config_text
     Each model: onnx.checker, ONNX Runtime vs PyTorch parity (<= 1e-4), latency measured here
     beside each profile's prediction, test accuracy where the supernet has an evaluator.
     """
-    from hwnas.export import accuracy_source, deploy, export_run, measurement_for, prepare_output_dir
+    from hwnas.export import (
+        accuracy_source,
+        deploy,
+        export_run,
+        measurement_for,
+        prepare_output_dir,
+    )
     from hwnas.space import parse_config
     from hwnas.supernets.registry import get_supernet
 

@@ -19,8 +19,8 @@ prediction run with scikit-learn's per-call parameter validation and finiteness 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import sklearn
@@ -58,7 +58,7 @@ class Standardizer:
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scale: np.ndarray = field(default_factory=lambda: np.ones(0))
 
-    def fit(self, X: np.ndarray) -> "Standardizer":
+    def fit(self, X: np.ndarray) -> Standardizer:
         self.mean = X.mean(axis=0)
         scale = X.std(axis=0)
         self.scale = np.where(scale > 0, scale, 1.0)
@@ -95,7 +95,7 @@ class ObjectivePredictor:
         self._x = Standardizer()
         self._y_mean, self._y_scale = 0.0, 1.0
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "ObjectivePredictor":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ObjectivePredictor:
         """Fit on features float [N, F] and targets float [N] (N ≥ 1)."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         y = np.asarray(y, dtype=np.float64).ravel()
@@ -106,7 +106,7 @@ class ObjectivePredictor:
         with _fast():
             return self._fit(X, y)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> "ObjectivePredictor":
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> ObjectivePredictor:
         self._x.fit(X)
         Xs = self._x(X)
         self._y_mean = float(y.mean())

@@ -16,8 +16,8 @@ Fitted by weighted least squares with weights ``1/t²``, i.e. minimizing relativ
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from sklearn.linear_model import LinearRegression, Ridge
@@ -73,7 +73,7 @@ class LatencyPredictor:
             self._fit()
 
     @classmethod
-    def load(cls, path: str, supernet: Supernet, calibrate: bool = True) -> "LatencyPredictor":
+    def load(cls, path: str, supernet: Supernet, calibrate: bool = True) -> LatencyPredictor:
         return cls(load_profile(path, space=supernet.name), supernet, calibrate)
 
     @property

@@ -12,19 +12,31 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import psutil
 
 import hwnas
 from hwnas.errors import InputError
-from hwnas.profiling.fingerprint import device_fingerprint, device_id, fingerprint_differences
+from hwnas.profiling.fingerprint import (
+    device_fingerprint,
+    device_id,
+    fingerprint_differences,
+)
 from hwnas.profiling.onnx_export import export_onnx_bytes
 from hwnas.profiling.profile import Profile, load_profile
-from hwnas.profiling.timing import Timing, check_ep, make_session, noise_floor, pin_threads, time_session
+from hwnas.profiling.timing import (
+    Timing,
+    check_ep,
+    make_session,
+    noise_floor,
+    pin_threads,
+    time_session,
+)
 from hwnas.space import Config, SearchSpace
 from hwnas.supernets.base import Shape, Supernet
 
@@ -46,7 +58,7 @@ class MeasurePolicy:
     noise_blocks: int = 6
 
     @classmethod
-    def quick(cls) -> "MeasurePolicy":
+    def quick(cls) -> MeasurePolicy:
         return cls(warmup=2, repeats=10, min_seconds=0.1, calibration_size=10,
                    calibration_min_seconds=0.2, noise_blocks=3)
 

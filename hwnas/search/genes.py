@@ -8,7 +8,7 @@ describe the same configuration. :func:`canonical_genes` zeroes those genes — 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

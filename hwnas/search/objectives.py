@@ -27,9 +27,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -293,7 +294,7 @@ class ObjectiveFactory:
         raise InputError(f"no profile labelled {label!r} for {name!r} (labels: {labels})")
 
     # -- constraints ---------------------------------------------------------------------------
-    def constraint(self, expr: str) -> "Constraint":
+    def constraint(self, expr: str) -> Constraint:
         """Parse ``NAME<=NUMBER`` / ``NAME>=NUMBER`` over a cheap objective."""
         match = _CONSTRAINT_RE.match(expr or "")
         if not match:

@@ -64,8 +64,9 @@ sorted by parameter size"; the exact boundaries above are this implementation's 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -411,7 +412,7 @@ class OpCount:
     def total(self) -> int:
         return self.add + self.mul + self.other
 
-    def __add__(self, other: "OpCount") -> "OpCount":
+    def __add__(self, other: OpCount) -> OpCount:
         return OpCount(self.add + other.add, self.mul + other.mul, self.other + other.other)
 
 

@@ -8,8 +8,8 @@ one vectorised call, and draws distinct feasible configurations.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from hwnas.errors import InputError
 
@@ -172,7 +173,7 @@ class RunDirectory:
         self._hv_fh = None
 
     @classmethod
-    def open(cls, out: str | os.PathLike, header: dict[str, Any]) -> "RunDirectory":
+    def open(cls, out: str | os.PathLike, header: dict[str, Any]) -> RunDirectory:
         """Create the run directory, or reopen it for the same search.
 
         ``header`` is the run.json of a new run. When the directory already holds this search,

@@ -28,11 +28,12 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,13 @@ from hwnas.search.algorithms import Algorithm, BudgetExhausted, make_algorithm
 from hwnas.search.objectives import ObjectiveFactory, parse_constraints
 from hwnas.search.pareto import hypervolume, non_dominated_mask
 from hwnas.search.problem import Problem
-from hwnas.search.run import RunDirectory, SCHEMA, identity_mismatch, inspect_out_dir, now_iso
+from hwnas.search.run import (
+    SCHEMA,
+    RunDirectory,
+    identity_mismatch,
+    inspect_out_dir,
+    now_iso,
+)
 from hwnas.supernets.base import Supernet
 
 REFERENCE_SAMPLE = 1000

@@ -17,8 +17,9 @@ searches ask for objectives; the exporter writes extracted modules to ONNX.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch

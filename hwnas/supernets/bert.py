@@ -133,7 +133,7 @@ class Embeddings(nn.Module):
         mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * MASK_VALUE
         return x, mask
 
-    def sliced(self, hidden: int) -> "Embeddings":
+    def sliced(self, hidden: int) -> Embeddings:
         new = Embeddings(self.word.num_embeddings, self.position.num_embeddings,
                          self.token_type.num_embeddings, hidden)
         with torch.no_grad():
@@ -177,7 +177,7 @@ class EncoderLayer(nn.Module):
         y = F.gelu(_linear(self.ffn_in, s.ffn, h, x))
         return _layer_norm(self.ffn_norm, h, x + _linear(self.ffn_out, h, s.ffn, y))
 
-    def sliced(self, hidden: int, spec: LayerSpec) -> "EncoderLayer":
+    def sliced(self, hidden: int, spec: LayerSpec) -> EncoderLayer:
         new = EncoderLayer.__new__(EncoderLayer)
         nn.Module.__init__(new)
         new.hidden, new.spec = hidden, spec
@@ -206,7 +206,7 @@ class Head(nn.Module):
         pooled = torch.tanh(_linear(self.pooler, h, h, x[:, 0]))
         return _linear(self.classifier, self.classifier.out_features, h, pooled)
 
-    def sliced(self, hidden: int) -> "Head":
+    def sliced(self, hidden: int) -> Head:
         new = Head(hidden, self.classifier.out_features)
         new.pooler = _sliced_linear(self.pooler, hidden, hidden)
         new.classifier = _sliced_linear(self.classifier, self.classifier.out_features, hidden)
@@ -245,7 +245,7 @@ class BertNetwork(nn.Module):
             x = layer(x, mask, hidden=h, spec=spec)
         return self.head(x, hidden=h)
 
-    def extract(self, sub: BertArch) -> "BertNetwork":
+    def extract(self, sub: BertArch) -> BertNetwork:
         new = BertNetwork.__new__(BertNetwork)
         nn.Module.__init__(new)
         new.arch = sub

@@ -16,7 +16,7 @@ from hwnas.search.algorithms.random import RandomSearch
 ALGORITHMS: dict[str, type[Algorithm]] = {"random": RandomSearch, "nsga2": NSGA2Search, "linas": LINAS}
 
 if importlib.util.find_spec("hwnas.search.algorithms.ose") is not None:
-    from hwnas.search.algorithms.ose import OSE  # noqa: E402  (errors in it must show, not hide)
+    from hwnas.search.algorithms.ose import OSE
 
     ALGORITHMS["ose"] = OSE
 

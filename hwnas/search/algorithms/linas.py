@@ -24,14 +24,21 @@ the run's ``result.loops`` (``fit_s``, ``inner_s``).
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hwnas.errors import InputError
 from hwnas.predictors.accuracy import CANDIDATES, ObjectivePredictor
 from hwnas.search.algorithms.base import Algorithm, Validate
-from hwnas.search.algorithms.vectorized import InnerResult, Operators, nsga2, rank_and_crowding, survive
+from hwnas.search.algorithms.vectorized import (
+    InnerResult,
+    Operators,
+    nsga2,
+    rank_and_crowding,
+    survive,
+)
 from hwnas.search.problem import Problem
 
 FEATURES = ("supernet", "supernet+genes")

@@ -14,7 +14,8 @@ feasibility-first survival drops them.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 

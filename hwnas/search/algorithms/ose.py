@@ -44,8 +44,9 @@ the W table too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,7 +54,6 @@ from hwnas.errors import InputError
 from hwnas.search import ose
 from hwnas.search.algorithms.base import Algorithm, BudgetExhausted, Validate
 from hwnas.search.problem import Problem
-
 
 
 def _spread_order(n: int) -> np.ndarray:

@@ -24,8 +24,8 @@ re-implemented vectorised and their default parameters:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
