@@ -1,0 +1,74 @@
+"""Benchmark: accuracy range of the shipped bert-mini supernet and the cost of evaluating it.
+
+    python tools/bench_accuracy.py --n 100 --out R.json
+
+Evaluates the largest, the smallest and a seeded uniform sample of ``--n`` bert-mini
+sub-networks on the validation split with the inherited weights (the evaluator the searches
+use; one call per sub-network, each timed alone and evaluated for the first time), and prints the accuracy
+range and the wall time per sub-network (median, min, max). Torch runs on ``--threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100, help="sampled sub-networks")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from hwnas.evaluation.accuracy import get_evaluator
+    from hwnas.profiling.profiler import calibration_configs
+    from hwnas.supernets.registry import get_supernet
+
+    torch.set_num_threads(args.threads)
+    supernet = get_supernet("bert-mini")
+    evaluator = get_evaluator(supernet)
+    space = supernet.space
+    smallest, largest = calibration_configs(space, 2)
+    ends = {space.key(largest), space.key(smallest)}
+    sample = [c for c in space.sample(args.n + 10, seed=args.seed, unique=True) if space.key(c) not in ends]
+    configs = [largest, smallest] + sample[: args.n]
+    keys = {space.key(c) for c in configs}
+    warm = next(c for c in space.sample(50, seed=args.seed + 1) if space.key(c) not in keys)
+    evaluator.evaluate([warm])  # loads the checkpoint and the data outside the timing; cached apart
+    accuracies, seconds = [], []
+    for config in configs:
+        t0 = time.perf_counter()
+        accuracies.append(float(evaluator.evaluate([config])[0]))
+        seconds.append(time.perf_counter() - t0)
+    acc = np.array(accuracies)
+    sample = acc[2:]
+    result = {
+        "evaluator": evaluator.description,
+        "threads": args.threads,
+        "largest": {"config": largest, "validation": acc[0], "params": supernet.count_params(largest),
+                    "seconds": seconds[0]},
+        "smallest": {"config": smallest, "validation": acc[1], "params": supernet.count_params(smallest),
+                     "seconds": seconds[1]},
+        "sample": {"n": len(sample), "seed": args.seed, "min": float(sample.min()), "median": float(np.median(sample)),
+                   "max": float(sample.max())},
+        "seconds_per_subnetwork": {"median": float(np.median(seconds)), "min": float(min(seconds)),
+                                   "max": float(max(seconds))},
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
