@@ -71,7 +71,7 @@ def check_out_dir(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _save(out: Path, record: dict[str, Any]) -> None:
-    from hwnas.search.run import write_atomic
+    from hwnas.fileio import atomic_write_text as write_atomic
 
     write_atomic(out / MARKER, json.dumps(record, indent=2) + "\n")
 
