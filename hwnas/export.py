@@ -488,12 +488,9 @@ def measurement_for(supernet: Supernet, profiles: Sequence[ProfileRef], ep: str 
 def time_onnx(model: str | os.PathLike | bytes, feeds: Feeds, measurement: Measurement):
     """Time one ONNX model with the profiler's runner and policy (as
     :func:`hwnas.profiling.profiler.measure_subnet` does, on this file). Returns a Timing."""
-    from hwnas.profiling.timing import make_session, pin_threads, time_session
+    from hwnas.profiling.profiler import time_whole_model
 
-    pin_threads(measurement.threads)
-    session = make_session(model, measurement.ep, measurement.threads)
-    p = measurement.policy
-    return time_session(session, feeds, warmup=p.warmup, repeats=p.repeats, min_seconds=p.calibration_min_seconds)
+    return time_whole_model(model, feeds, ep=measurement.ep, threads=measurement.threads, policy=measurement.policy)
 
 
 # ---------------------------------------------------------------------------------------------

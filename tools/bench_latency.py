@@ -97,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from hwnas.predictors.latency import LatencyPredictor
     from hwnas.profiling.profile import load_profile
-    from hwnas.profiling.profiler import MeasurePolicy, Profiler, export_subnet
-    from hwnas.profiling.timing import make_session, pin_threads, time_session
+    from hwnas.profiling.profiler import (
+        MeasurePolicy,
+        Profiler,
+        export_subnet,
+        time_whole_model,
+    )
     from hwnas.supernets.registry import get_supernet
 
     torch.set_num_threads(1)
@@ -116,26 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     held_out: list[dict] = []
     keys: set[str] = set()
-    limit = space.count_valid() if hasattr(space, "count_valid") else None
-    while len(held_out) < args.held_out and (limit is None or len(keys) + len(seen) < limit):
+    limit = space.count_valid()
+    while len(held_out) < args.held_out and len(keys) + len(seen) < limit:
         (config,) = space.sample(1, seed=rng)
         key = space.key(config)
         if key not in seen and key not in keys:
             held_out.append(config)
             keys.add(key)
 
-    pin_threads(threads)
     measured, again = [], []
     started = time.perf_counter()
     for i, config in enumerate(held_out):
         model, feeds = export_subnet(supernet, config, shape)
-        timing = time_session(make_session(model, ep, threads), feeds, warmup=policy.warmup, repeats=policy.repeats,
-                              min_seconds=policy.calibration_min_seconds)
+        timing = time_whole_model(model, feeds, ep=ep, threads=threads, policy=policy)
         measured.append(timing.median_ms)
         if i < args.noise:  # the same model, a new session: how much the machine disagrees with itself
-            second = time_session(make_session(model, ep, threads), feeds, warmup=policy.warmup,
-                                  repeats=policy.repeats, min_seconds=policy.calibration_min_seconds)
-            again.append(second.median_ms)
+            again.append(time_whole_model(model, feeds, ep=ep, threads=threads, policy=policy).median_ms)
         print(f"{i + 1:3d}/{len(held_out)} {timing.median_ms:9.3f} ms  {json.dumps(config)}", file=sys.stderr, flush=True)
     measure_seconds = time.perf_counter() - started
     y = np.array(measured)

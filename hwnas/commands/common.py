@@ -35,8 +35,9 @@ supernet_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
-def progress_bar() -> Progress:
-    """A progress bar with ETA on stderr."""
+def progress_bar(*fields: str) -> Progress:
+    """A progress bar with ETA on stderr, then one text column per format in ``fields``
+    (default: the task's ``item`` field, e.g. the block being measured)."""
+    columns = [TextColumn(f) for f in fields or ("{task.fields[item]}",)]
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
-                    console=stderr, transient=False)
+                    TextColumn("eta"), TimeRemainingColumn(), *columns, console=stderr, transient=False)

@@ -7,17 +7,15 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from hwnas.commands.common import emit, json_option, stderr, supernet_option
+from hwnas.commands.common import (
+    emit,
+    json_option,
+    progress_bar,
+    stderr,
+    supernet_option,
+)
 from hwnas.errors import InputError
 
 
@@ -83,9 +81,7 @@ def search(space: str, algo: str, objectives: str, evals: int, out: Path, profil
         else:
             stderr.print(f"resuming the interrupted search in {out}")
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn(), TextColumn("HV {task.fields[hv]}"),
-                   TextColumn("front {task.fields[front]}"), console=stderr, transient=False)
+    bar = progress_bar("HV {task.fields[hv]}", "front {task.fields[front]}")
     with bar:
         task = bar.add_task(f"{algo} on {space}", total=prepared.request.evals, hv="-", front=0)
 

@@ -303,6 +303,15 @@ def measure_subnet(
     shape_ = supernet.resolve_shape(shape)
     policy = policy or MeasurePolicy()
     model, feeds = export_subnet(supernet, supernet.space.validate(config), shape_)
+    return time_whole_model(model, feeds, ep=ep, threads=threads, policy=policy)
+
+
+def time_whole_model(
+    model: bytes | str | os.PathLike, feeds: dict[str, np.ndarray], *, ep: str, threads: int, policy: MeasurePolicy
+) -> Timing:
+    """Time an exported whole model (bytes or .onnx path) in a new session, as the profiler times
+    its calibration sub-networks: pinned threads, the policy's warm-up and repeats, and at least
+    ``policy.calibration_min_seconds`` of timed runs."""
     pin_threads(threads)
     session = make_session(model, ep, threads)
     return time_session(session, feeds, warmup=policy.warmup, repeats=policy.repeats,
