@@ -238,11 +238,11 @@ def _validate_stand_in(problem, budget):
             key = row.tobytes()
             if key not in archive:
                 if len(archive) >= budget:
-                    raise BudgetExhausted()
+                    raise BudgetExhausted(np.array(rows).reshape(len(rows), -1))
                 archive[key] = np.array([o.evaluate(row[None])[0] for o in problem.objectives])
             rows.append(archive[key])
             if len(archive) >= budget:
-                raise BudgetExhausted()
+                raise BudgetExhausted(np.array(rows))
         return np.array(rows)
 
     return validate, archive

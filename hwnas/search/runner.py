@@ -387,13 +387,13 @@ class Validator:
                 if key not in self.archive:
                     if len(self.archive) >= self.budget:
                         self.diverged = True
-                        raise BudgetExhausted()
+                        raise BudgetExhausted(out[:i].copy())
                     self._evaluate(g[i], key, cheap[cheap_pos[i]],
                                    None if predicted is None else np.asarray(predicted[i], dtype=np.float64))
                 out[i] = self.archive[key]
                 self.served.add(key)
                 if len(self.served) >= self.budget:
-                    raise BudgetExhausted()
+                    raise BudgetExhausted(out[: i + 1].copy())
         finally:
             if new:
                 self.write_front()

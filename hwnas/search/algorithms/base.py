@@ -25,7 +25,17 @@ Validate = Callable[..., np.ndarray]
 
 
 class BudgetExhausted(Exception):
-    """Raised by ``validate`` once ``budget`` distinct validated evaluations exist."""
+    """Raised by ``validate`` once ``budget`` distinct validated evaluations exist.
+
+    Attributes:
+        served: float64 [k, M], the values of the first ``k`` requested rows, served before the
+            budget ran out (the last of them may be the evaluation that spent it); rows after
+            them were not evaluated.
+    """
+
+    def __init__(self, served: np.ndarray | None = None) -> None:
+        super().__init__("evaluation budget spent")
+        self.served = np.zeros((0, 0)) if served is None else served
 
 
 class Algorithm(ABC):

@@ -37,15 +37,13 @@ The W table goes to run.json's ``result`` through :meth:`OSE.summary`::
     result.paper_pick    on bert-ose only: Bort's published architecture, for reference
 
 Note on the driver: ``validate`` raises BudgetExhausted on the call that serves the last unit of
-budget, without returning that evaluation; OSE therefore wraps the ``loss`` objective for the
-duration of :meth:`OSE.run` to capture each loss as it is computed, so the last candidate is in
-the W table too.
+budget; the evaluation it served comes with the exception (``served``), so the last candidate is
+in the W table too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -189,28 +187,14 @@ class OSE(Algorithm):
                            enumerated=enumerated, loss_col=loss_col)
         self._update_summary()
 
-        # The driver's validate may raise BudgetExhausted on the call that spends the last unit
-        # of budget, without returning that evaluation's values; so the loss objective is
-        # wrapped for the run to capture every brief-training loss as it is computed.
-        loss_objective = problem.objectives[loss_col]
-        captured: dict[bytes, float] = {}
-
-        def capturing_loss(g: np.ndarray) -> np.ndarray:
-            values = np.asarray(loss_objective.evaluate(g), dtype=np.float64).reshape(-1)
-            captured.update(zip(problem.keys(g), values.tolist()))
-            return values
-
-        problem.objectives[loss_col] = replace(loss_objective, evaluate=capturing_loss)
         try:
-            self._search(problem, genes, p, i, T, errors, levels, validate, captured, epsilon, mode, loss_col)
+            self._search(problem, genes, p, i, T, errors, levels, validate, epsilon, mode, loss_col)
         finally:
-            problem.objectives[loss_col] = loss_objective
             self._update_summary()
 
     def _search(self, problem: Problem, genes: np.ndarray, p: np.ndarray, i: np.ndarray, T: ose.MaxPoint,
                 errors: dict[int, float], levels: list[dict[str, Any]], validate: Validate,
-                captured: dict[bytes, float], epsilon: float, mode: str, loss_col: int) -> None:
-        archive = getattr(validate, "archive", None)  # the driver's archive, when it exposes one
+                epsilon: float, mode: str, loss_col: int) -> None:
         level_eps = epsilon
         while True:
             candidates, intervals = ose.select_candidates(p, i, level_eps, mode, T)
@@ -221,12 +205,9 @@ class OSE(Algorithm):
             for row in todo:
                 try:
                     F = np.asarray(validate(genes[row : row + 1]), dtype=np.float64)
-                except BudgetExhausted:
-                    key = problem.keys(genes[row : row + 1])[0]
-                    if key in captured:
-                        errors[row] = captured[key]
-                    elif isinstance(archive, Mapping) and key in archive:
-                        errors[row] = float(np.asarray(archive[key], dtype=np.float64)[loss_col])
+                except BudgetExhausted as exhausted:
+                    if len(exhausted.served):  # this candidate was served and spent the budget
+                        errors[row] = float(exhausted.served[0, loss_col])
                     raise
                 errors[row] = float(F[0, loss_col])
                 self._update_summary()
