@@ -12,6 +12,13 @@ It knows nothing of transformers: a supernet has a search space, named inputs of
 
 The profiler times blocks; the latency predictor sums block times per configuration; the
 searches ask for objectives; the exporter writes extracted modules to ONNX.
+
+Optional hooks, with defaults, carry what the generic layers need from a concrete supernet
+without knowing it: the task it is trained and scored on (:meth:`Supernet.task`,
+:meth:`Supernet.accuracy_task`, or its own :meth:`Supernet.evaluate` /
+:meth:`Supernet.test_evaluate`), OSE's brief-training network and operation-count surrogate,
+published reference architectures, and the inputs an exported model's parity is checked on.
+:func:`hwnas.supernets.check_supernet` tests a supernet against the protocol's invariants.
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ from torch import nn
 
 from hwnas.errors import InputError
 from hwnas.space import Config, SearchSpace
+from hwnas.task import Feeds, Task
 
 Shape = dict[str, int]
-Feeds = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -162,15 +169,66 @@ class Supernet(ABC):
         genes = np.atleast_2d(genes)
         return np.stack([self.features(self.space.from_genes(g)) for g in genes])
 
-    # -- accuracy (optional) -------------------------------------------------------------------
+    # -- optional hooks: the task --------------------------------------------------------------
+    def task(self) -> Task | None:
+        """The labelled data this supernet is trained on and scored with (its splits, the
+        number of classes), or None. Supernet training and OSE's brief training read it."""
+        return None
+
+    def accuracy_task(self) -> Task:
+        """The task the shared weights are scored on (the ``accuracy`` objective, through the
+        generic weight-sharing evaluator). A supernet either returns one here or implements
+        :meth:`evaluate` itself.
+
+        Raises:
+            InputError: the shared weights are not trained for a task (say why and what to use).
+        """
+        raise InputError(f"supernet for space {self.name!r} has no accuracy evaluator "
+                         "(it defines neither accuracy_task() nor evaluate())")
+
     def evaluate(self, configs: list[Config]) -> np.ndarray:
         """Validation accuracy in [0, 1] of each configuration, float64 [len(configs)].
 
-        Supernets without an evaluator raise InputError; the searches then cannot use the
-        ``accuracy`` objective.
+        Optional: a supernet with its own evaluation implements this instead of
+        :meth:`accuracy_task`; the searches then call it (cached by configuration key).
         """
         raise InputError(f"supernet for space {self.name!r} has no accuracy evaluator")
 
-    def describe_block(self, key: str) -> dict[str, Any]:
-        """Human-readable fields of a block key (for reports); default: the key itself."""
-        return {"key": key}
+    def test_evaluate(self, configs: list[Config]) -> np.ndarray | None:
+        """Test-split accuracy in [0, 1], float64 [len(configs)], of a supernet implementing
+        :meth:`evaluate`; None when it has no test split (the default)."""
+        return None
+
+    # -- optional hooks: OSE -------------------------------------------------------------------
+    def brief_training_network(self, config: Config, seed: int) -> nn.Module:
+        """A standalone module of ``config`` to train briefly for OSE's error estimate ê:
+        a fresh initialisation seeded by ``seed`` (the OSE setting), or the sub-network's
+        pretrained weights (the Bort setting). It takes ``task().train.feeds(rows, trim=True)``
+        and returns logits [b, C].
+
+        Raises:
+            InputError: the supernet has no brief-training loss (the default).
+        """
+        raise InputError(f"supernet for space {self.name!r} has no brief-training loss (OSE's error "
+                         "estimate): it defines no task() and brief_training_network()")
+
+    def op_counts(self, genes: np.ndarray, shape: Shape) -> np.ndarray:
+        """OSE's hardware-independent inference-cost surrogate (additions + multiplications +
+        other operations of one inference at ``shape``) of valid gene rows, float64 [N].
+
+        Default: ``2 · MACs`` (one multiplication and one addition per multiply-accumulate);
+        supernets that can count their other operations override it.
+        """
+        genes = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        return np.array([2.0 * self.count_macs(self.space.from_genes(g), dict(shape)) for g in genes])
+
+    def reference_configs(self) -> list[dict[str, Any]]:
+        """Published architectures of this space, for reference beside a search's results:
+        ``[{"name", "config", "source"}]`` (e.g. Bort's pick on bert-ose). Default: none."""
+        return []
+
+    # -- optional hooks: deployment ------------------------------------------------------------
+    def parity_inputs(self, shape: Shape) -> Feeds:
+        """Inputs on which an exported model must match :meth:`extract` (two samples at
+        ``shape``). Override to exercise what a deployed model meets, e.g. padding."""
+        return self.example_inputs({**shape, "batch": 2}, seed=1)
