@@ -12,13 +12,11 @@ from hwnas.errors import InputError
 from hwnas.evaluation.accuracy import (
     Evaluator,
     PluginEvaluator,
-    SplitBatches,
     WeightSharingEvaluator,
-    default_task,
+    batches,
     get_evaluator,
     split_accuracy,
 )
-from hwnas.evaluation.task import Split
 from hwnas.evaluation.training import (
     TrainingSettings,
     largest_config,
@@ -27,6 +25,7 @@ from hwnas.evaluation.training import (
 )
 from hwnas.supernets.base import Supernet
 from hwnas.supernets.bert import make_bert_supernet
+from hwnas.supernets.bert.sentiment import TextSplit, default_task
 from hwnas.supernets.checkpoint import (
     packaged_checkpoint,
     read_checkpoint,
@@ -36,8 +35,8 @@ from hwnas.supernets.checkpoint import (
 SUBSET = 400
 
 
-def _head(split: Split, n: int) -> Split:
-    return Split(split.input_ids[:n], split.attention_mask[:n], split.labels[:n])
+def _head(split: TextSplit, n: int) -> TextSplit:
+    return TextSplit(split.input_ids[:n], split.attention_mask[:n], split.labels[:n], split.name)
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +72,18 @@ def test_full_validation_accuracy_matches_the_checkpoint_record(mini):
 
 def test_extracted_subnetwork_gives_the_same_accuracy_as_weight_sharing(mini, small_task):
     evaluator = WeightSharingEvaluator(mini, small_task)
-    data = SplitBatches(small_task.validation)
+    data = batches(small_task.validation)
     configs = mini.space.sample(3, seed=21, unique=True) + [smallest_config(mini.space)]
     shared = evaluator.evaluate(configs)
+    names = mini.input_names
     for config, acc in zip(configs, shared):
         module = mini.extract(config)
-        standalone = split_accuracy(lambda x, m=module: m(*x), data)
+        standalone = split_accuracy(lambda f, m=module: m(*(torch.as_tensor(f[n]) for n in names)), data)
         assert standalone == acc, config
-        inputs, _ = data.batches[0]
+        feeds, _ = data[0]
         with torch.inference_mode():
-            torch.testing.assert_close(module(*inputs), mini.forward(inputs, config), rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(module(*(torch.as_tensor(feeds[n]) for n in names)),
+                                       mini.forward(feeds, config), rtol=1e-4, atol=1e-5)
     # accuracies depend on the configuration: not all sub-networks score the same
     assert len(set(shared.tolist())) > 1
 
@@ -91,15 +92,14 @@ def test_trimming_padding_does_not_change_logits(mini, small_task):
     val = small_task.validation
     config = mini.space.sample(1, seed=4)[0]
     full = tuple(torch.as_tensor(a[:50]) for a in (val.input_ids, val.attention_mask, np.zeros_like(val.input_ids)))
-    batches = SplitBatches(_head(val, 50), batch=50)
-    (inputs, labels), = batches.batches
-    assert inputs[0].shape[1] < full[0].shape[1]
+    (inputs, labels), = batches(_head(val, 50), size=50)
+    assert inputs["input_ids"].shape[1] < full[0].shape[1]
     with torch.inference_mode():
         padded = mini.forward(full, config)
         cut = mini.forward(inputs, config)
     order = np.argsort(val.attention_mask[:50].sum(axis=1), kind="stable")
     torch.testing.assert_close(cut, padded[torch.as_tensor(order)], rtol=1e-4, atol=1e-5)
-    assert torch.equal(labels, torch.as_tensor(val.labels[:50][order]))
+    assert np.array_equal(labels, val.labels[:50][order])
 
 
 def test_cache_does_not_recompute(mini, small_task):
@@ -124,7 +124,7 @@ def test_cache_does_not_recompute(mini, small_task):
         assert calls["n"] > after_first  # the test split has its own cache
     finally:
         del mini.forward
-    n_batches = len(evaluator.data("validation").batches)
+    n_batches = len(evaluator.data("validation"))
     assert after_first == 2 * n_batches  # a evaluated once, b once
     assert evaluator.computed == 3
     assert second.tolist() == [first[1], first[0]] and first[0] == first[2]
@@ -184,22 +184,28 @@ def test_spaces_without_accuracy_raise(space):
         get_evaluator(make_bert_supernet("bert-mini", checkpoint=None))
 
 
-class _Plugin:
-    """A duck-typed plug-in: accuracy = 0.5 + 0.01·depth; counts how often it is asked."""
+_STUBS = {name: (lambda self, *args: None) for name in Supernet.__abstractmethods__}
 
-    def __init__(self, with_test: bool):
+
+class _Plugin(type("Stubs", (Supernet,), _STUBS)):
+    """A plug-in with its own evaluate: accuracy = 0.5 + 0.01·depth; counts how often it is asked."""
+
+    def __init__(self):
         self.space = make_bert_supernet("bert-mini").space
         self.asked: list[int] = []
-        if with_test:
-            self.test_evaluate = lambda configs: [0.4] * len(configs)
 
     def evaluate(self, configs):
         self.asked.append(len(configs))
         return np.array([0.5 + 0.01 * c["D"] for c in configs])
 
 
+class _PluginWithTest(_Plugin):
+    def test_evaluate(self, configs):
+        return [0.4] * len(configs)
+
+
 def test_plugin_evaluate_is_wrapped_and_cached():
-    plugin = _Plugin(with_test=False)
+    plugin = _Plugin()
     evaluator = get_evaluator(plugin)
     assert isinstance(evaluator, PluginEvaluator) and isinstance(evaluator, Evaluator)
     a, b = {"D": 2, "A": [1, 1], "I": [128, 128]}, {"D": 3, "A": [1, 1, 1], "I": [128, 128, 128]}
@@ -207,17 +213,16 @@ def test_plugin_evaluate_is_wrapped_and_cached():
     np.testing.assert_allclose(evaluator.evaluate([b]), [0.53])
     assert plugin.asked == [2]
     assert evaluator.test_accuracy([a]) is None
-    with_test = get_evaluator(_Plugin(with_test=True))
+    with_test = get_evaluator(_PluginWithTest())
     np.testing.assert_allclose(with_test.test_accuracy([a, b]), [0.4, 0.4])
 
 
 def test_plugin_without_evaluate_or_with_bad_values_raises():
-    stubs = {name: (lambda self, *args: None) for name in Supernet.__abstractmethods__}
-    bare = type("NoEval", (Supernet,), stubs)()  # a complete plug-in that keeps the default evaluate
+    bare = type("NoEval", (Supernet,), _STUBS)()  # a complete plug-in that keeps the default evaluate
     bare.space = make_bert_supernet("bert-mini").space
     with pytest.raises(InputError, match="no accuracy evaluator"):
         get_evaluator(bare)
-    plugin = _Plugin(with_test=False)
+    plugin = _Plugin()
     plugin.evaluate = lambda configs: [1.5] * len(configs)
     with pytest.raises(InputError, match=r"want one value in \[0, 1\]"):
         get_evaluator(plugin).evaluate([{"D": 1, "A": [1], "I": [128]}])

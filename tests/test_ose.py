@@ -11,6 +11,7 @@ import pytest
 from hwnas.errors import InputError
 from hwnas.search import ose
 from hwnas.supernets.bert import BertArch, LayerSpec, make_bert_supernet
+from hwnas.supernets.bert.ops import bert_op_count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,19 +165,19 @@ def test_op_count_multiplications_match_the_supernet_macs():
     s = 16
     for config in ({"A": 4, "D": 2, "H": 512, "I": 256}, {"A": 16, "D": 12, "H": 1024, "I": 3072}):
         arch = net.arch(config)
-        ops = ose.bert_op_count(arch, s)
+        ops = bert_op_count(arch, s)
         h = arch.hidden
         extra = sum(s * l.inner + 3 * s * l.ffn + 6 * s * h for l in arch.layers) + 3 * s * h
         assert ops.mul - extra == net.count_macs(config, {"batch": 1, "seq_len": s})
         assert 1.9 < ops.total / net.count_macs(config, {"batch": 1, "seq_len": s}) < 2.2
-        assert ose.bert_op_count(arch, s, batch=3).total == 3 * ops.total
+        assert bert_op_count(arch, s, batch=3).total == 3 * ops.total
 
 
 def test_op_count_of_a_tiny_layer_by_hand():
     # One layer, h=2, a=1, d=2, f=2, s=1, 2 labels.
     arch = BertArch(vocab_size=5, max_positions=4, type_vocab_size=2, num_labels=2, hidden=2,
                     layers=(LayerSpec(heads=1, head_dim=2, ffn=2),))
-    ops = ose.bert_op_count(arch, 1)
+    ops = bert_op_count(arch, 1)
     # layer adds: QKV 12, scores 1, mask 1, softmax 1, context 0, out 4, FFN 8, GELU 2,
     # residuals 4, LayerNorms 14 -> 47; embeddings 4 + 7, head 4 + 4 -> 66
     # layer mults: QKV 12, scale 2, scores 2, context 2, out 4, FFN 8, GELU 6, LN 12 -> 48;
@@ -191,8 +192,8 @@ def test_vectorised_op_count_matches_the_scalar_one(space):
     configs = net.space.sample(20, seed=3)
     genes = np.stack([net.space.to_genes(c) for c in configs])
     shape = net.default_shape
-    vec = ose.op_count_genes(net, genes, shape)
-    scalar = [ose.bert_op_count(net.arch(c), shape["seq_len"], shape["batch"]).total for c in configs]
+    vec = net.op_counts(genes, shape)
+    scalar = [bert_op_count(net.arch(c), shape["seq_len"], shape["batch"]).total for c in configs]
     np.testing.assert_array_equal(vec, scalar)
 
 
@@ -268,7 +269,7 @@ def test_ose_algorithm_matches_the_pure_algorithm_on_bert_ose():
     configs = list(net.space.enumerate())
     genes = np.stack([net.space.to_genes(c) for c in configs])
     p = np.array([net.count_params(c) for c in configs], dtype=float)
-    i = ose.op_count_genes(net, genes, net.default_shape)
+    i = net.op_counts(genes, net.default_shape)
     e = _stand_in_loss(genes, net.space)
     expected = ose.run_ose(configs, p, i, lambda rows: e[rows], 0.1)
     summary = algo.summary()
@@ -347,7 +348,7 @@ def test_hwnas_search_algo_ose_through_the_framework(tmp_path, monkeypatch):
     configs = list(net.space.enumerate())
     genes = np.stack([net.space.to_genes(c) for c in configs])
     p = np.array([net.count_params(c) for c in configs], dtype=float)
-    i = ose.op_count_genes(net, genes, net.default_shape)
+    i = net.op_counts(genes, net.default_shape)
     e = _stand_in_loss(genes, net.space)
     expected = ose.run_ose(configs, p, i, lambda r: e[r], 0.1)
     assert summary["result"]["selected"]["config"] == expected.selected.config

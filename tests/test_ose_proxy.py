@@ -9,6 +9,7 @@ import pytest
 
 from hwnas.errors import InputError
 from hwnas.evaluation.ose_proxy import BriefTraining, brief_training_loss
+from hwnas.examples.mlp_digits import make_supernets
 from hwnas.supernets.bert import make_bert_supernet
 
 SMALL_OSE = {"A": 4, "D": 2, "H": 512, "I": 256}
@@ -57,5 +58,6 @@ def test_bad_input(ose):
             BriefTraining(**bad)
     with pytest.raises(InputError, match="violates H divisible by A"):
         brief_training_loss(ose, {"A": 12, "D": 2, "H": 512, "I": 256}, BriefTraining(steps=1))
-    with pytest.raises(InputError, match="built-in bert"):
-        brief_training_loss(object(), SMALL_OSE, BriefTraining(steps=1))
+    mlp = make_supernets()[0]  # a task, but no brief_training_network hook
+    with pytest.raises(InputError, match="'mlp-digits' has no brief-training loss"):
+        brief_training_loss(mlp, {"D": 1, "W": [4]}, BriefTraining(steps=1))

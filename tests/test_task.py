@@ -1,13 +1,13 @@
-"""The built-in synthetic text-classification task (hwnas.evaluation.task)."""
+"""The built-in synthetic text-classification task (hwnas.supernets.bert.sentiment)."""
 
 import numpy as np
 import pytest
 
 from hwnas.errors import InputError
-from hwnas.evaluation.task import (
+from hwnas.supernets.bert.sentiment import (
     NEGATION_WINDOW,
     VOCAB,
-    Split,
+    TextSplit,
     TextTask,
     label_of,
     make_task,
@@ -25,7 +25,7 @@ def small() -> TextTask:
     return make_task(seed=3, n_train=1001, n_val=300, n_test=201)
 
 
-def _splits(t: TextTask) -> list[Split]:
+def _splits(t: TextTask) -> list[TextSplit]:
     return [t.train, t.validation, t.test]
 
 

@@ -8,7 +8,7 @@ On ``bert-ose`` (300 configurations) it computes OSE's error ê of configuration
 brief-training loss of :func:`hwnas.evaluation.ose_proxy.brief_training_loss` for every
 hyperparameter set Θ (default: the ``loss`` objective's default Θ of ``hwnas search``), the
 minimum over Θ — and the inference cost: the profile's predicted latency (ms) with
-``--profile``, else the paper's op-count surrogate (:func:`hwnas.search.ose.bert_op_count`, one
+``--profile``, else the paper's op-count surrogate (:func:`hwnas.supernets.bert.ops.bert_op_count`, one
 sequence of ``--seq-len`` tokens). The maximum point T is that of the whole space (cheap). Then,
 on the table of evaluated configurations:
 
@@ -249,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         cost = {"name": "latency", "unit": "ms", "profile": args.profile}
     else:
         shape = supernet.resolve_shape({"batch": 1, "seq_len": args.seq_len})
-        i = ose.op_count_genes(supernet, genes, shape)
+        i = supernet.op_counts(genes, shape)
         cost = {"name": "ops", "unit": "operations", "shape": shape,
-                "formula": "hwnas.search.ose.bert_op_count (additions + multiplications + other ops)"}
+                "formula": "hwnas.supernets.bert.ops.bert_op_count (additions + multiplications + other ops)"}
     T = ose.max_point(p, i)
 
     keys = [space.key(c) for c in configs]
-    bort_row = keys.index(space.key(ose.BORT))
+    bort_row = keys.index(space.key(supernet.reference_configs()[0]["config"]))
     rest = [r for r in range(len(configs)) if r != bort_row]
     order = [bort_row] + [rest[k] for k in np.random.default_rng(args.seed).permutation(len(rest))]
     if args.subset:
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_point": {"config": configs[T.index] if T.index is not None else None, "p": T.p, "i": T.i,
                       "virtual": T.virtual},
         "analysis": analysis,
-        "paper_pick": {"config": dict(ose.BORT), "source": "de Wynter & Perry, arXiv 2010.10499 (published)",
+        "paper_pick": {"config": dict(supernet.reference_configs()[0]["config"]), "source": "de Wynter & Perry, arXiv 2010.10499 (published)",
                        "here": bort_here},
         "table": [{"config": configs[r], "p": float(p[r]), "i": float(i[r]), "e_per_theta": E[k].tolist(),
                    "W": float(w_table[k])} for k, r in enumerate(rows)],

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwnas.evaluation.accuracy import WeightSharingEvaluator, default_task
+from hwnas.evaluation.accuracy import WeightSharingEvaluator
 from hwnas.evaluation.training import (
     TrainingSettings,
     largest_config,
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     settings = TrainingSettings(steps=args.steps, batch=args.batch, lr=args.lr, n_random=args.n_random,
                                 distill=args.distill, seed=args.seed)
-    task = default_task()
     supernet = make_bert_supernet(SPACE, seed=args.seed, checkpoint=None)
+    task = supernet.task()
     print(f"training {SPACE} on {task.name} ({len(task.train)} train examples), {settings}", flush=True)
     stats = train_supernet(supernet, task, settings, log=lambda line: print(line, flush=True))
     print(f"trained in {stats['wall_s']:.0f} s wall, {stats['cpu_s']:.0f} s CPU ({stats['epochs']:.2f} epochs)", flush=True)

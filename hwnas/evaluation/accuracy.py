@@ -1,44 +1,38 @@
 """Accuracy of sub-networks: the :class:`Evaluator` protocol and :func:`get_evaluator`.
 
-* Built-in ``bert-mini``: :class:`WeightSharingEvaluator` — every configuration runs with the
-  weights it inherits from the shipped trained supernet (``hwnas/data/bert-mini.pt``) over the
-  validation split of the built-in task (``sentiment-synth``, seed 0, 2,000 examples), in
-  length-sorted batches under ``torch.inference_mode``; ``test_accuracy`` uses the 2,000-example test split.
-* Plug-in supernets: :class:`PluginEvaluator` wraps ``supernet.evaluate(configs)`` (and
-  ``supernet.test_evaluate(configs)`` if it exists).
-* ``bert-ose`` and ``bert-linas`` have no trained weights, hence no accuracy: use OSE's
-  brief-training loss (:mod:`hwnas.evaluation.ose_proxy`) instead.
+* A supernet that names the task its shared weights are scored on
+  (:meth:`~hwnas.supernets.base.Supernet.accuracy_task`, e.g. ``bert-mini``):
+  :class:`WeightSharingEvaluator` — every configuration runs with the weights it inherits from
+  the supernet over the task's validation split (``test_accuracy``: its test split), in batches
+  of :data:`EVAL_BATCH` examples taken in the split's :meth:`~hwnas.task.Split.order` and
+  trimmed (``feeds(rows, trim=True)``: for text, cut to the batch's longest sentence, which
+  changes nothing but the time), under ``torch.inference_mode``.
+* A supernet with its own :meth:`~hwnas.supernets.base.Supernet.evaluate` (and optionally
+  ``test_evaluate``): :class:`PluginEvaluator` wraps them.
+* Neither: :func:`get_evaluator` raises the supernet's own InputError (e.g. ``bert-ose`` has no
+  trained weights: use OSE's brief-training loss instead).
 
 All evaluators cache results by ``space.key(config)``.
-
-The examples are sorted by length and each batch is cut to its longest sentence: padded positions
-are masked out of attention and only the [CLS] position reaches the classifier, so this changes
-nothing but the time (about 3x less: sentences average 11 of the 32 tokens).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from hwnas.errors import InputError
-from hwnas.evaluation.task import Split, TextTask, make_task
-from hwnas.evaluation.training import trimmed
 from hwnas.space import Config
 from hwnas.supernets.base import Supernet
-from hwnas.supernets.bert import ElasticBert
+from hwnas.task import Split, Task
 
 __all__ = [
+    "EVAL_BATCH",
     "Evaluator",
     "PluginEvaluator",
-    "SplitBatches",
     "WeightSharingEvaluator",
-    "default_task",
     "get_evaluator",
     "split_accuracy",
 ]
@@ -64,45 +58,35 @@ class Evaluator(Protocol):
         ...
 
 
-@lru_cache(maxsize=4)
-def default_task(name: str = "sentiment-synth", seed: int = 0) -> TextTask:
-    """The built-in task the shipped checkpoint was trained on (generated once per process)."""
-    return make_task(name, seed=seed)
+def batches(split: Split, size: int = EVAL_BATCH) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """The split as (trimmed feeds, labels int64 [b]) batches in its evaluation order."""
+    order = split.order()
+    return [(split.feeds(order[i : i + size], trim=True), split.labels[order[i : i + size]])
+            for i in range(0, len(split), size)]
 
 
-class SplitBatches:
-    """One split as length-sorted batches of (input_ids, attention_mask, token_type_ids) int64
-    [b, L_batch] tensors and labels int64 [b]."""
-
-    def __init__(self, split: Split, batch: int = EVAL_BATCH):
-        order = np.argsort(split.attention_mask.sum(axis=1), kind="stable")
-        self.size = len(split)
-        self.batches: list[tuple[tuple[torch.Tensor, ...], torch.Tensor]] = []
-        for start in range(0, self.size, batch):
-            rows = order[start : start + batch]
-            self.batches.append(
-                (trimmed(split.input_ids[rows], split.attention_mask[rows]), torch.as_tensor(split.labels[rows]))
-            )
-
-
-def split_accuracy(run: Callable[[tuple[torch.Tensor, ...]], torch.Tensor], data: SplitBatches) -> float:
-    """Fraction of ``data`` that ``run(inputs) -> logits [b, C]`` classifies correctly."""
-    correct = 0
+def split_accuracy(run: Callable[[dict[str, np.ndarray]], torch.Tensor],
+                   data: Sequence[tuple[dict[str, np.ndarray], np.ndarray]]) -> float:
+    """Fraction of the examples in ``data`` (:func:`batches`) that ``run(feeds) -> logits [b, C]``
+    classifies correctly."""
+    correct = total = 0
     with torch.inference_mode():
-        for inputs, labels in data.batches:
-            correct += int((run(inputs).argmax(dim=-1) == labels).sum())
-    return correct / data.size
+        for feeds, labels in data:
+            correct += int((run(feeds).argmax(dim=-1).numpy() == labels).sum())
+            total += int(labels.shape[0])
+    return correct / total
 
 
 class _Cached:
     """Cache of accuracies by ``space.key``; ``computed`` counts the configurations actually run."""
 
-    def __init__(self, supernet: Any):
+    def __init__(self, supernet: Supernet):
         self.supernet = supernet
         self.computed = 0
         self._caches: dict[str, dict[str, float]] = {"validation": {}, "test": {}}
 
-    def _cached(self, which: str, configs: Sequence[Config], compute: Callable[[list[Config]], Sequence[float]]) -> np.ndarray:
+    def _cached(self, which: str, configs: Sequence[Config],
+                compute: Callable[[list[Config]], Sequence[float]]) -> np.ndarray:
         if isinstance(configs, dict):
             raise InputError("evaluate() takes a list of configurations, got one configuration")
         cache = self._caches[which]
@@ -124,80 +108,64 @@ class _Cached:
 
 
 class WeightSharingEvaluator(_Cached):
-    """Accuracy with inherited weights of a built-in BERT supernet on the built-in task."""
+    """Accuracy of configurations with the weights they inherit from the supernet, on ``task``
+    (default: the supernet's :meth:`~hwnas.supernets.base.Supernet.accuracy_task`)."""
 
-    def __init__(self, supernet: ElasticBert, task: TextTask | None = None, batch: int = EVAL_BATCH):
+    def __init__(self, supernet: Supernet, task: Task | None = None, batch: int = EVAL_BATCH):
         super().__init__(supernet)
-        self.task = task or default_task()
+        self.task = task if task is not None else supernet.accuracy_task()
         self._batch = batch
-        self._data: dict[str, SplitBatches] = {}
-        self.description = (
-            f"{supernet.name} weight-sharing, validation split ({len(self.task.validation)} examples "
-            f"of {self.task.name}, seed {self.task.seed})"
-        )
+        self._data: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]] = {}
+        seed = f", seed {self.task.seed}" if self.task.seed is not None else ""
+        self.description = (f"{supernet.name} weight-sharing, validation split ({len(self.task.validation)} "
+                            f"examples of {self.task.name}{seed})")
 
-    def data(self, which: str) -> SplitBatches:
-        """The ``"validation"`` or ``"test"`` split, batched (built on first use)."""
+    def data(self, which: str) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """The ``"validation"`` or ``"test"`` split as batches (built on first use)."""
         if which not in self._data:
-            self._data[which] = SplitBatches(getattr(self.task, which), self._batch)
+            split = getattr(self.task, which)
+            if split is None:
+                raise InputError(f"task {self.task.name!r} has no {which} split")
+            self._data[which] = batches(split, self._batch)
         return self._data[which]
 
     def _accuracies(self, which: str, configs: list[Config]) -> list[float]:
         data = self.data(which)
-        return [split_accuracy(lambda x, c=c: self.supernet.forward(x, c), data) for c in configs]
+        return [split_accuracy(lambda feeds, c=c: self.supernet.forward(feeds, c), data) for c in configs]
 
     def evaluate(self, configs: list[Config]) -> np.ndarray:
         return self._cached("validation", configs, lambda todo: self._accuracies("validation", todo))
 
     def test_accuracy(self, configs: list[Config]) -> np.ndarray | None:
+        if self.task.test is None:
+            return None
         return self._cached("test", configs, lambda todo: self._accuracies("test", todo))
 
 
 class PluginEvaluator(_Cached):
-    """Wraps a plug-in supernet's own ``evaluate`` (and optional ``test_evaluate``)."""
+    """Wraps a supernet's own ``evaluate`` (and ``test_evaluate``, which may return None)."""
 
-    def __init__(self, supernet: Any):
+    def __init__(self, supernet: Supernet):
         super().__init__(supernet)
         self.description = f"{supernet.space.name} plug-in evaluate() ({type(supernet).__name__})"
+        self._has_test: bool | None = None
 
     def evaluate(self, configs: list[Config]) -> np.ndarray:
         return self._cached("validation", configs, self.supernet.evaluate)
 
     def test_accuracy(self, configs: list[Config]) -> np.ndarray | None:
-        test = getattr(self.supernet, "test_evaluate", None)
-        if not callable(test):
+        if type(self.supernet).test_evaluate is Supernet.test_evaluate:
             return None
-        return self._cached("test", configs, test)
+        return self._cached("test", configs, self.supernet.test_evaluate)
 
 
 def get_evaluator(supernet: Supernet) -> Evaluator:
     """The accuracy evaluator of a supernet (see module doc).
 
     Raises:
-        InputError: the space has no accuracy (no trained checkpoint, or a plug-in without
-            ``evaluate``), the shipped checkpoint file is missing, corrupt or for another space.
+        InputError: the supernet has no accuracy (its ``accuracy_task`` says why, e.g. no
+            trained checkpoint, or a checkpoint that is missing, corrupt or for another space).
     """
-    if isinstance(supernet, ElasticBert):
-        if supernet.checkpoint is None:
-            raise InputError(
-                f"space {supernet.name!r} has no accuracy evaluator (no trained checkpoint); "
-                "use OSE's brief-training loss objective instead, or the bert-mini space"
-            )
-        if not Path(supernet.checkpoint).is_file():
-            raise InputError(
-                f"space {supernet.name!r} has no accuracy evaluator: checkpoint {supernet.checkpoint} "
-                "is missing (make it with tools/train_supernet.py)"
-            )
-        supernet.module()  # reads the checkpoint: InputError if corrupt or for another space
-        if supernet.checkpoint_meta is None:
-            raise InputError(
-                f"space {supernet.name!r}: the supernet's weights were built before checkpoint "
-                f"{supernet.checkpoint} existed; load a fresh supernet"
-            )
-        return WeightSharingEvaluator(supernet)
-    evaluate = getattr(supernet, "evaluate", None)
-    own = getattr(type(supernet), "evaluate", None)
-    if not callable(evaluate) or own is Supernet.evaluate:
-        name = getattr(getattr(supernet, "space", None), "name", type(supernet).__name__)
-        raise InputError(f"supernet for space {name!r} has no accuracy evaluator (it defines no evaluate method)")
-    return PluginEvaluator(supernet)
+    if type(supernet).evaluate is not Supernet.evaluate:
+        return PluginEvaluator(supernet)
+    return WeightSharingEvaluator(supernet, supernet.accuracy_task())

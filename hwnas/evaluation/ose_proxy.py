@@ -1,37 +1,31 @@
-"""OSE's error estimate ê for spaces without trained weights: the loss after brief training.
+"""OSE's error estimate ê: the loss of a sub-network after brief training.
 
 OSE (de Wynter, 2020) scores a candidate architecture by its error after a few training steps
 from a fixed initialisation, looping over a small set Θ of hyperparameter settings and keeping the
 best. :func:`brief_training_loss` computes one such error for one setting
-(:class:`BriefTraining`): the sub-network of ``config`` is built at its own sizes with BERT's
-initialisation seeded by ``setting.seed``, trained for ``setting.steps`` AdamW steps (constant
-learning rate, weight decay 0.01, batches of ``setting.batch`` examples from the training split of
-the built-in task, drawn by the seed), and the result is the mean cross-entropy (nats) on a fixed
-validation batch (the first :data:`VALIDATION_EXAMPLES` examples of the validation split).
-
-The word and position embeddings are cut to the task's vocabulary (158 tokens) and sequence
-length (32): rows that are never looked up get no gradient and never reach the output, so a model
-with BERT-base's 30,522-token vocabulary would give the same loss from the same used rows, while
-AdamW would spend most of its time updating 23 M unused embedding weights. Batches are cut to
-their longest sentence (padding is masked, so the loss does not change).
+(:class:`BriefTraining`) over two hooks of the supernet: the module to train comes from
+``supernet.brief_training_network(config, setting.seed)`` (a seeded fresh initialisation for the
+built-in BERT spaces), the data from ``supernet.task()``. It is trained for ``setting.steps``
+AdamW steps (constant learning rate, weight decay 0.01, batches of ``setting.batch`` examples of
+the task's train split, drawn by the seed), and the result is the mean cross-entropy (nats) on a
+fixed validation batch (the first :data:`VALIDATION_EXAMPLES` examples of the validation split,
+in two halves in the split's evaluation order). Batches are taken trimmed
+(``Split.feeds(rows, trim=True)``), which leaves the loss unchanged.
 
 Deterministic given the setting and the number of torch threads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hwnas.errors import InputError
-from hwnas.evaluation.accuracy import default_task
-from hwnas.evaluation.training import trimmed
 from hwnas.space import Config
 from hwnas.supernets.base import Supernet
-from hwnas.supernets.bert import BertNetwork, ElasticBert, init_bert_weights
 
 __all__ = ["VALIDATION_EXAMPLES", "BriefTraining", "brief_training_loss"]
 
@@ -71,45 +65,48 @@ def _batches(n: int, steps: int, batch: int, seed: int) -> list[np.ndarray]:
     return out
 
 
+def _tensors(supernet: Supernet, feeds: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.as_tensor(feeds[name]) for name in supernet.input_names)
+
+
 def brief_training_loss(supernet: Supernet, config: Config, setting: BriefTraining = BriefTraining()) -> float:
     """OSE's error ê of ``config`` under one hyperparameter setting (see module doc).
 
     Args:
-        supernet: a built-in BERT supernet (any ``bert-*`` space; its weights are not used).
+        supernet: a supernet with the ``task()`` and ``brief_training_network()`` hooks (the
+            built-in ``bert-*`` spaces; their shared weights are not used).
         config: a configuration of the supernet's space (validated).
         setting: steps, batch, learning rate and seed.
     Returns:
         mean cross-entropy in nats on the fixed validation batch, after training.
     Raises:
-        InputError: a supernet that is not a built-in BERT one, an invalid configuration.
+        InputError: a supernet without the hooks, an invalid configuration.
     """
-    if not isinstance(supernet, ElasticBert):
-        name = getattr(getattr(supernet, "space", None), "name", type(supernet).__name__)
-        raise InputError(f"OSE's brief-training loss needs a built-in bert-* space, not {name!r}")
     if not isinstance(setting, BriefTraining):
         raise InputError(f"setting must be a BriefTraining, got {type(setting).__name__}")
-    task = default_task()
-    arch = replace(supernet.arch(config), vocab_size=task.vocab_size, max_positions=task.seq_len)
-    with torch.device("meta"):  # skip torch's default initialisation: ours replaces it
-        net = BertNetwork(arch)
-    net.to_empty(device="cpu")
-    init_bert_weights(net, seed=setting.seed)
+    config = supernet.space.validate(config)
+    net = supernet.brief_training_network(config, setting.seed)
+    task = supernet.task()
+    if task is None or task.train is None:
+        raise InputError(f"supernet for space {supernet.name!r} has no task with a train split for brief training")
     net.train()
     optimizer = torch.optim.AdamW(net.parameters(), lr=setting.lr, weight_decay=WEIGHT_DECAY)
     train = task.train
     for rows in _batches(len(train), setting.steps, setting.batch, setting.seed):
         optimizer.zero_grad(set_to_none=True)
-        logits = net(*trimmed(train.input_ids[rows], train.attention_mask[rows]))
+        logits = net(*_tensors(supernet, train.feeds(rows, trim=True)))
         F.cross_entropy(logits, torch.as_tensor(train.labels[rows])).backward()
         optimizer.step()
     net.eval()
     val = task.validation
-    rows = np.arange(min(VALIDATION_EXAMPLES, len(val)))
-    # Sorted by length in two halves, each cut to its longest sentence.
-    rows = rows[np.argsort(val.attention_mask[rows].sum(axis=1), kind="stable")]
+    first = np.arange(min(VALIDATION_EXAMPLES, len(val)))
+    # The first examples in the split's evaluation order, in two halves (each trimmed on its own).
+    rank = np.empty(len(val), dtype=np.int64)
+    rank[val.order()] = np.arange(len(val))
+    rows = first[np.argsort(rank[first], kind="stable")]
     total = 0.0
     with torch.inference_mode():
         for part in np.array_split(rows, 2):
-            logits = net(*trimmed(val.input_ids[part], val.attention_mask[part]))
+            logits = net(*_tensors(supernet, val.feeds(part, trim=True)))
             total += float(F.cross_entropy(logits, torch.as_tensor(val.labels[part]), reduction="sum"))
     return total / len(rows)

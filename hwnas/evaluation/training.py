@@ -1,4 +1,4 @@
-"""Supernet training with the sandwich rule (BigNAS / AutoFormer style) on the built-in task.
+"""Supernet training with the sandwich rule (BigNAS / AutoFormer style) on a supernet's task.
 
 Each step takes one batch of training examples and runs, with shared weights, the largest
 sub-network, the smallest one and ``n_random`` sub-networks drawn uniformly from the space; the
@@ -10,8 +10,9 @@ gradients of all of them are accumulated and AdamW takes one step. With in-place
 
 Learning rate: linear warm-up over ``warmup`` of the steps, then linear decay to 0.
 
-Batches are cut to their longest sentence (padding beyond it is masked out anyway, so the
-logits do not change) to save time. Deterministic given ``seed`` and the number of threads.
+Batches are taken in their trimmed form (``Split.feeds(rows, trim=True)``; for text: cut to
+the longest sentence, whose padding is masked out anyway, so the logits do not change) to save
+time. Deterministic given ``seed`` and the number of threads.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from hwnas.errors import InputError
-from hwnas.evaluation.task import TextTask
 from hwnas.space import Config, SearchSpace
-from hwnas.supernets.bert import ElasticBert
+from hwnas.supernets.base import Supernet
+from hwnas.task import Task
 
-__all__ = ["TrainingSettings", "largest_config", "smallest_config", "train_supernet", "trimmed"]
+__all__ = ["TrainingSettings", "largest_config", "smallest_config", "train_supernet"]
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,6 @@ def smallest_config(space: SearchSpace) -> Config:
     return _extreme_config(space, min)
 
 
-def trimmed(input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Tensors (input_ids, attention_mask, token_type_ids) int64 [B, L] cut to the longest row L."""
-    length = max(1, int(attention_mask.sum(axis=1).max()))
-    ids = torch.as_tensor(np.ascontiguousarray(input_ids[:, :length]))
-    mask = torch.as_tensor(np.ascontiguousarray(attention_mask[:, :length]))
-    return ids, mask, torch.zeros_like(ids)
-
-
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -96,8 +89,8 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 def train_supernet(
-    supernet: ElasticBert,
-    task: TextTask,
+    supernet: Supernet,
+    task: Task | None = None,
     settings: TrainingSettings | None = None,
     log: Callable[[str], None] | None = None,
     log_every: int = 50,
@@ -105,8 +98,8 @@ def train_supernet(
     """Train ``supernet``'s shared weights in place with the sandwich rule (see module doc).
 
     Args:
-        supernet: a BERT supernet whose vocabulary and positions cover the task's.
-        task: the training data (its ``train`` split).
+        supernet: the supernet; its ``module()`` holds the shared weights trained in place.
+        task: the training data (its ``train`` split); default: ``supernet.task()``.
         settings: hyper-parameters and seed (default :class:`TrainingSettings`).
         log: called with one progress line every ``log_every`` steps.
     Returns:
@@ -114,10 +107,9 @@ def train_supernet(
         and the smallest sub-network over the last 10% of the steps.
     """
     s = settings or TrainingSettings()
-    if not isinstance(supernet, ElasticBert):
-        raise InputError(f"supernet training needs a built-in BERT supernet, got {type(supernet).__name__}")
-    if task.vocab_size > supernet.settings.vocab_size or task.seq_len > supernet.settings.max_positions:
-        raise InputError(f"task {task.name!r} does not fit the vocabulary/positions of space {supernet.name!r}")
+    task = task if task is not None else supernet.task()
+    if task is None or task.train is None:
+        raise InputError(f"supernet for space {supernet.name!r} has no task with a train split to train on")
     torch.manual_seed(s.seed)
     rng = np.random.default_rng(s.seed)
     space = supernet.space
@@ -141,7 +133,7 @@ def train_supernet(
             order, cursor = rng.permutation(n), 0
         rows = order[cursor : cursor + s.batch]
         cursor += s.batch
-        inputs = trimmed(train.input_ids[rows], train.attention_mask[rows])
+        inputs = train.feeds(rows, trim=True)
         labels = torch.as_tensor(train.labels[rows])
         for group in optimizer.param_groups:
             group["lr"] = s.lr * _lr_factor(step, s.steps, warmup)

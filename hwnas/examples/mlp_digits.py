@@ -50,9 +50,13 @@ How to write a plug-in
                                              and dynamic axes — the profiler times it alone
    ``count_params(config)``                  exact parameter count of ``extract(config)`` (int)
    ``count_macs(config, shape)``             multiply-accumulates of one inference (int)
-   ``evaluate(configs)`` (optional)          validation accuracy in [0, 1], float64 [N]; needed
-                                             for the ``accuracy`` objective
-   ``test_evaluate(configs)`` (optional)     test accuracy, float64 [N] (reported by export)
+   ``accuracy_task()`` (optional)            a :class:`hwnas.task.Task`: validation and test
+                                             :class:`hwnas.task.Split` s (inputs by name, labels);
+                                             hwnas scores every configuration on it with the
+                                             shared weights (the ``accuracy`` objective) and runs
+                                             exported ONNX files on its test split. Or implement
+                                             ``evaluate(configs)`` / ``test_evaluate(configs)``
+                                             yourself (accuracy in [0, 1], float64 [N])
    ``block_counts(genes, keys, shape)``      (optional, for speed) float64 [N, len(keys)] block
                                              multiplicities of gene vectors int [N, n_genes]
    ``feature_matrix(genes)`` (optional)      float64 [N, F] numeric features for predictors
@@ -85,6 +89,7 @@ from torch import nn
 from hwnas.errors import InputError
 from hwnas.space import Config, Dimension, SearchSpace
 from hwnas.supernets.base import BuiltBlock, Feeds, Shape, Supernet
+from hwnas.task import ArraySplit, Task
 
 IN_FEATURES = 64  # 8×8 pixels
 N_CLASSES = 10
@@ -125,6 +130,16 @@ def digits_splits(seed: int = 0) -> dict[str, Split]:
     parts = {"test": order[:300], "validation": order[300:600], "train": order[600:]}
     with torch.inference_mode(False):  # plain tensors, usable for training, whoever asks first
         return {name: Split(torch.from_numpy(x[idx]), torch.from_numpy(y[idx])) for name, idx in parts.items()}
+
+
+@cache
+def digits_task(seed: int = 0) -> Task:
+    """The splits of :func:`digits_splits` as the task the supernet is scored on: inputs
+    ``pixels`` float32 [N, 64], labels int64 [N] (hwnas's generic splits)."""
+    splits = {name: ArraySplit(name, {"pixels": split.x.numpy()}, split.y.numpy())
+              for name, split in digits_splits(seed).items()}
+    return Task("digits", N_CLASSES, validation=splits["validation"], test=splits["test"],
+                train=splits["train"], seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +262,6 @@ class ElasticMLP(Supernet):
     def __init__(self, settings: TrainSettings = TrainSettings()):
         self.space = SPACE
         self.settings = settings
-        self._accuracy: dict[tuple[str, str], float] = {}  # (split, configuration key) → accuracy
 
     @staticmethod
     def widths(config: Config) -> list[int]:
@@ -292,7 +306,7 @@ class ElasticMLP(Supernet):
         last = widths[np.arange(n), depth - 1]  # [N]
         counts = np.zeros((n, len(keys)))
         for column, key in enumerate(keys):
-            block = self.describe_block(key)
+            block = self.parse_block(key)
             if block["kind"] == "fc":
                 counts[:, column] = ((inputs == block["in"]) & (widths == block["out"]) & active).sum(axis=1)
             else:
@@ -304,7 +318,8 @@ class ElasticMLP(Supernet):
             raise InputError(f"block {missing!r} is not in the profile of space {self.name!r}")
         return counts
 
-    def describe_block(self, key: str) -> dict[str, Any]:
+    def parse_block(self, key: str) -> dict[str, Any]:
+        """Kind and sizes of a block key (``{"kind": "fc", "in", "out"}`` or ``{"kind": "head", "in"}``)."""
         match = _BLOCK_RE.match(key)
         if match and match["h"] and int(match["h"]) in WIDTHS:
             return {"key": key, "kind": "head", "in": int(match["h"])}
@@ -313,7 +328,7 @@ class ElasticMLP(Supernet):
         raise InputError(f"unknown block key {key!r} for space {self.name!r}")
 
     def build_block(self, key: str, shape: Shape) -> BuiltBlock:
-        block = self.describe_block(key)
+        block = self.parse_block(key)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             if block["kind"] == "fc":  # Linear → ReLU, exactly as inside MLP.forward
@@ -348,23 +363,13 @@ class ElasticMLP(Supernet):
         return np.column_stack([depth, (widths * active).sum(axis=1), last]).astype(np.float64)
 
     # -- accuracy ------------------------------------------------------------------------------
-    def _accuracies(self, configs: list[Config], split: str) -> np.ndarray:
-        data = digits_splits()[split]
-        keys = [self.space.key(c) for c in configs]
-        with torch.no_grad():
-            for key, config in zip(keys, configs):
-                if (split, key) not in self._accuracy:
-                    predicted = self.forward((data.x,), config).argmax(dim=1)
-                    self._accuracy[split, key] = float((predicted == data.y).double().mean())
-        return np.array([self._accuracy[split, k] for k in keys], dtype=np.float64)
+    def accuracy_task(self) -> Task:
+        """The digits splits (300 validation, 300 test images): hwnas's weight-sharing evaluator
+        scores every configuration on them with the shared weights, and export runs the ONNX
+        file itself on the test split."""
+        return digits_task()
 
-    def evaluate(self, configs: list[Config]) -> np.ndarray:
-        """Validation accuracy (300 images) with the shared weights, float64 [N]; cached."""
-        return self._accuracies(configs, "validation")
-
-    def test_evaluate(self, configs: list[Config]) -> np.ndarray:
-        """Test accuracy (300 held-out images), float64 [N]; cached."""
-        return self._accuracies(configs, "test")
+    task = accuracy_task
 
 
 def make_supernets() -> list[Supernet]:

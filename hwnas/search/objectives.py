@@ -251,10 +251,8 @@ class ObjectiveFactory:
         if base == "accuracy":
             evaluator = self.evaluator
             if evaluator is None:
-                try:
-                    from hwnas.evaluation.accuracy import get_evaluator
-                except ImportError as exc:
-                    raise InputError(f"accuracy evaluation is not available in this build ({exc})") from None
+                from hwnas.evaluation.accuracy import get_evaluator
+
                 evaluator = self.evaluator = get_evaluator(supernet)
 
             def accuracy(genes: np.ndarray) -> np.ndarray:
@@ -263,19 +261,19 @@ class ObjectiveFactory:
             return Objective("accuracy", True, True, "fraction", accuracy, worst=0.0,
                              meta={"evaluator": str(getattr(evaluator, "description", type(evaluator).__name__))})
         if base == "loss":
-            try:
-                from hwnas.evaluation.ose_proxy import brief_training_loss
-            except ImportError as exc:
-                raise InputError(f"the loss objective is not available in this build ({exc})") from None
+            from hwnas.evaluation.ose_proxy import brief_training_loss
+
             settings = _loss_settings(self.loss_settings)
+            task = supernet.task()
+            if task is None:
+                raise InputError(f"objective 'loss' needs a supernet with a task to train on; space {space.name!r} has none")
 
             def loss(genes: np.ndarray) -> np.ndarray:
                 return np.array([min(brief_training_loss(supernet, c, s) for s in settings)
                                  for c in configs_of(space, genes)], dtype=np.float64)
 
-            labels = getattr(getattr(supernet, "settings", None), "num_labels", 2)
             # Chance-level cross-entropy is ln(C); twice that bounds any sensible brief training.
-            return Objective("loss", False, True, "nats", loss, worst=2.0 * math.log(max(int(labels), 2)),
+            return Objective("loss", False, True, "nats", loss, worst=2.0 * math.log(max(int(task.num_classes), 2)),
                              meta={"settings": loss_settings_json(self.loss_settings)})
         raise InputError(f"unknown objective {name!r} (known: {', '.join(OBJECTIVE_NAMES)})")
 
@@ -350,17 +348,6 @@ class Constraint:
 
     def __call__(self, genes: np.ndarray) -> np.ndarray:
         return self.violation(genes) <= 0.0
-
-
-def build_objectives(names: Sequence[str] | str, supernet: Supernet, profiles: Sequence[str | Path] = (),
-                     evaluator: Any = None, loss_settings: Sequence[Any] | None = None) -> list[Objective]:
-    """Objectives by name (see module doc), in the order given, ``latency`` expanded per profile.
-
-    Raises:
-        InputError: unknown or repeated objective, latency without a profile, a profile of
-            another space, accuracy on a space without an evaluator.
-    """
-    return ObjectiveFactory(supernet, profiles, evaluator, loss_settings).build(names)
 
 
 def parse_constraints(exprs: Sequence[str], factory: ObjectiveFactory) -> list[Constraint]:

@@ -1,8 +1,22 @@
-"""Where supernets come from: the built-in spaces, or a user's plug-in module.
+"""Where supernets come from: providers named ``package.module:factory``.
 
-A plug-in is named ``package.module:factory``. The factory takes no arguments and returns a
+A provider's factory takes no arguments and returns a
 :class:`~hwnas.supernets.base.Supernet` or an iterable of them; each one's space becomes
-available by name, exactly like a built-in space.
+available by name. Providers are found in three places, in this order:
+
+1. the built-in ones (:data:`BUILTIN_PROVIDERS`);
+2. installed packages that declare one under the ``hwnas.supernets`` entry-point group (as
+   pytest finds its plug-ins), e.g. in the package's ``pyproject.toml``::
+
+       [project.entry-points."hwnas.supernets"]
+       my-supernet = "my_package.supernets:make_supernets"
+
+3. the one named on the command line (``--supernet MODULE:FACTORY``), which also wins over the
+   others when it provides a space of the same name.
+
+Built-in and entry-point providers are imported only when a space is looked up or listed; an
+entry point that fails to load is skipped with a warning naming it (it must not break hwnas),
+while a failing ``--supernet`` is an InputError.
 """
 
 from __future__ import annotations
@@ -10,28 +24,28 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Mapping
+from importlib import metadata
 
 from hwnas.errors import InputError
 from hwnas.space import SearchSpace
 from hwnas.supernets.base import Supernet
-from hwnas.supernets.bert import SPACES as BERT_SPACES
-from hwnas.supernets.bert import make_bert_supernet
+
+ENTRY_POINT_GROUP = "hwnas.supernets"
+
+#: The providers shipped with hwnas.
+BUILTIN_PROVIDERS = ("hwnas.supernets.bert:make_supernets",)
 
 _REQUIRED = ("forward", "extract", "blocks", "all_blocks", "build_block", "count_params",
              "count_macs", "example_inputs", "module")
 _ATTRIBUTES = ("input_names", "output_names", "default_shape")
 
 
-def builtin_spaces() -> dict[str, SearchSpace]:
-    """The built-in spaces by name."""
-    return dict(BERT_SPACES)
-
-
 def _one_line(exc: BaseException) -> str:
     """``Type: message`` of an exception, cut to its first line."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
 def load_plugin(spec: str) -> dict[str, Supernet]:
@@ -41,8 +55,8 @@ def load_plugin(spec: str) -> dict[str, Supernet]:
     file beside the user works without setting ``PYTHONPATH``.
 
     Raises:
-        InputError: the spec is malformed, the module does not import, the factory is missing
-            or raises, or what it returns is not a :class:`Supernet` with the whole protocol.
+        InputError: the spec is malformed, the module does not import, the factory is missing,
+            raises or exits, or what it returns is not a :class:`Supernet` with the whole protocol.
     """
     module_name, sep, factory_name = spec.partition(":")
     if not sep or not module_name or not factory_name:
@@ -51,7 +65,7 @@ def load_plugin(spec: str) -> dict[str, Supernet]:
         sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 — any import-time failure of the user's code
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 — any import-time failure of the user's code
         raise InputError(f"plug-in module {module_name!r} does not import: {_one_line(exc)}") from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
@@ -60,7 +74,7 @@ def load_plugin(spec: str) -> dict[str, Supernet]:
         made = factory()
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 — the user's factory failed
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 — the user's factory failed
         raise InputError(f"plug-in factory {spec!r} raised {_one_line(exc)}") from None
     if isinstance(made, Mapping):
         made = list(made.values())
@@ -86,13 +100,60 @@ def load_plugin(spec: str) -> dict[str, Supernet]:
     return out
 
 
+def entry_point_providers() -> list[str]:
+    """``module:factory`` of every provider installed packages declare under
+    :data:`ENTRY_POINT_GROUP`, sorted by entry-point name."""
+    found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return [ep.value for ep in sorted(found, key=lambda ep: ep.name)]
+
+
+def _installed() -> dict[str, tuple[str, Supernet]]:
+    """Supernets of the built-in and entry-point providers: space name → (provider, supernet)."""
+    out: dict[str, tuple[str, Supernet]] = {}
+    for spec in BUILTIN_PROVIDERS:
+        for name, net in load_plugin(spec).items():
+            out.setdefault(name, (spec, net))
+    for spec in entry_point_providers():
+        try:
+            nets = load_plugin(spec)
+        except InputError as exc:
+            warnings.warn(f"hwnas.supernets entry point {spec!r} skipped: {exc}", stacklevel=2)
+            continue
+        for name, net in nets.items():
+            if name in out:
+                warnings.warn(f"hwnas.supernets entry point {spec!r}: space {name!r} is already provided by "
+                              f"{out[name][0]!r}; ignored", stacklevel=2)
+                continue
+            out[name] = (spec, net)
+    return out
+
+
+def available_supernets(plugin: str | None = None) -> dict[str, Supernet]:
+    """Every supernet hwnas can find (see module doc), by space name; ``plugin``'s win."""
+    nets = {name: net for name, (_, net) in _installed().items()}
+    if plugin:
+        nets.update(load_plugin(plugin))
+    return nets
+
+
+def builtin_spaces() -> dict[str, SearchSpace]:
+    """The spaces of the built-in and installed providers, by name."""
+    return {name: net.space for name, (_, net) in _installed().items()}
+
+
 def get_supernet(space: str, plugin: str | None = None) -> Supernet:
-    """The supernet of a space: from the plug-in when given, else a built-in one."""
+    """A fresh supernet of ``space``: from ``plugin`` when given, else from the built-in and
+    installed providers.
+
+    Raises:
+        InputError: no provider has the space (naming the spaces that exist).
+    """
     if plugin:
         nets = load_plugin(plugin)
         if space not in nets:
             raise InputError(f"plug-in {plugin!r} has no space {space!r} (has: {', '.join(nets)})")
         return nets[space]
-    if space in BERT_SPACES:
-        return make_bert_supernet(space)
-    raise InputError(f"unknown space {space!r} (known: {', '.join(BERT_SPACES)})")
+    installed = _installed()
+    if space not in installed:
+        raise InputError(f"unknown space {space!r} (known: {', '.join(installed)})")
+    return installed[space][1]

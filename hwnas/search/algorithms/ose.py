@@ -10,7 +10,7 @@ premise) lives in :mod:`hwnas.search.ose`; this module runs it against a
 2. Parameter size ``p`` from the ``params`` objective; inference cost ``i`` from the ``cost``
    setting: ``"auto"`` takes the first ``latency`` objective (a profile's prediction, ms) and
    otherwise the paper's op-count surrogate (``"ops"``,
-   :func:`hwnas.search.ose.op_count_genes`, at the ``macs`` objective's shape); ``"macs"`` or a
+   :meth:`Supernet.op_counts <hwnas.supernets.base.Supernet.op_counts>`, at the ``macs`` objective's shape); ``"macs"`` or a
    latency objective's name pick that objective. All of these are cheap (no budget).
 3. The maximum point T of the pool, the ε-intervals over the pool sorted by ``p``, one
    candidate per interval (the largest cheap factor), validated through ``validate``: each
@@ -34,7 +34,8 @@ The W table goes to run.json's ``result`` through :meth:`OSE.summary`::
     result.w_table_all   every validated candidate (interval numbers of the finest level run)
     result.selected      the largest W of all validated candidates (= result.result's when no
                          refinement ran)
-    result.paper_pick    on bert-ose only: Bort's published architecture, for reference
+    result.paper_pick    the supernet's first published reference architecture, if any
+                         (``reference_configs()``; on bert-ose: Bort's)
 
 Note on the driver: ``validate`` raises BudgetExhausted on the call that serves the last unit of
 budget; the evaluation it served comes with the exception (``served``), so the last candidate is
@@ -148,7 +149,7 @@ class OSE(Algorithm):
             shape = dict(problem.supernet.default_shape)
             if "macs" in problem.names:
                 shape = dict(problem.objectives[problem.names.index("macs")].meta.get("shape", shape))
-            return ose.op_count_genes(problem.supernet, genes, shape), "operations"
+            return problem.supernet.op_counts(genes, shape), "operations"
         objective = problem.objectives[problem.names.index(cost)]
         return np.asarray(objective.evaluate(genes), dtype=np.float64), objective.unit
 
@@ -258,9 +259,9 @@ class OSE(Algorithm):
                                      st["errors"], levels[-1]["epsilon"], st["mode"], T)
             out["w_table_all"] = [r.to_json() for r in table.rows]
             out["selected"] = None if table.selected is None else table.selected.to_json()
-        if problem.space.name == "bert-ose":
-            out["paper_pick"] = {"config": dict(ose.BORT),
-                                 "source": "Bort, de Wynter & Perry, arXiv 2010.10499 (published, not ours)"}
+        references = problem.supernet.reference_configs()
+        if references:
+            out["paper_pick"] = {"config": dict(references[0]["config"]), "source": references[0]["source"]}
         self._summary = out
 
     def summary(self) -> dict[str, Any]:

@@ -43,10 +43,12 @@ each split is class-balanced exactly (an odd size gets the extra example in clas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from hwnas.errors import InputError
+from hwnas.task import Feeds, Split, Task
 
 __all__ = [
     "FILLER",
@@ -58,14 +60,17 @@ __all__ = [
     "SPECIAL_TOKENS",
     "TASK_NAMES",
     "VOCAB",
-    "Split",
+    "TextSplit",
     "TextTask",
+    "default_task",
     "label_of",
     "make_task",
     "score_of",
+    "trimmed",
 ]
 
 TASK_NAMES = ("sentiment-synth",)
+SPLIT_NAMES = ("train", "validation", "test")
 
 SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]")
 PAD_ID, CLS_ID, SEP_ID, UNK_ID = 0, 1, 2, 3
@@ -157,30 +162,50 @@ def label_of(tokens: list[str] | tuple[str, ...]) -> int:
 # data containers
 
 
+def trimmed(input_ids: np.ndarray, attention_mask: np.ndarray) -> Feeds:
+    """The model's inputs (input_ids, attention_mask, token_type_ids), int64 [B, L], cut to the
+    longest row L (padding beyond it is masked out, so no output changes)."""
+    length = max(1, int(attention_mask.sum(axis=1).max()))
+    ids = np.ascontiguousarray(input_ids[:, :length], dtype=np.int64)
+    mask = np.ascontiguousarray(attention_mask[:, :length], dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
 @dataclass(frozen=True)
-class Split:
+class TextSplit(Split):
     """One split: ``input_ids`` and ``attention_mask`` are int64 ``[N, S]``, ``labels`` int64 ``[N]``."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
     labels: np.ndarray
+    name: str = "split"
 
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
+    def feeds(self, rows: np.ndarray, *, trim: bool = False) -> Feeds:
+        """The encoder's three inputs for ``rows``; ``trim`` cuts them to the batch's longest
+        sentence (its padding is masked out anyway)."""
+        ids, mask = self.input_ids[rows], self.attention_mask[rows]
+        if trim:
+            return trimmed(ids, mask)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        return {"input_ids": ids, "attention_mask": np.ascontiguousarray(mask, dtype=np.int64),
+                "token_type_ids": np.zeros_like(ids)}
+
+    def order(self) -> np.ndarray:
+        """By sentence length (stable), so trimmed batches pad least."""
+        return np.argsort(self.attention_mask.sum(axis=1), kind="stable").astype(np.int64)
 
 
 @dataclass(frozen=True)
-class TextTask:
-    """A tokenised, split, binary text-classification task."""
+class TextTask(Task):
+    """A tokenised, split, binary text-classification task (a :class:`hwnas.task.Task` whose
+    splits are :class:`TextSplit` s)."""
 
-    name: str
-    vocab: tuple[str, ...]
-    seq_len: int
-    num_labels: int
-    train: Split
-    validation: Split
-    test: Split
-    seed: int
+    vocab: tuple[str, ...] = ()
+    seq_len: int = 32
+
+    @property
+    def num_labels(self) -> int:
+        return self.num_classes
 
     @property
     def vocab_size(self) -> int:
@@ -369,15 +394,21 @@ def make_task(
             ids[r, : len(seq)] = seq
             mask[r, : len(seq)] = 1
             labels[r] = c
-        splits.append(Split(input_ids=ids, attention_mask=mask, labels=labels))
+        splits.append(TextSplit(input_ids=ids, attention_mask=mask, labels=labels, name=SPLIT_NAMES[s]))
 
     return TextTask(
         name=name,
         vocab=VOCAB,
         seq_len=seq_len,
-        num_labels=2,
+        num_classes=2,
         train=splits[0],
         validation=splits[1],
         test=splits[2],
         seed=seed,
     )
+
+
+@lru_cache(maxsize=4)
+def default_task(name: str = "sentiment-synth", seed: int = 0) -> TextTask:
+    """The task the shipped bert-mini checkpoint was trained on (generated once per process)."""
+    return make_task(name, seed=seed)
