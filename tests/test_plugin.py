@@ -17,6 +17,7 @@ import torch
 
 from hwnas.cli import main
 from hwnas.errors import InputError
+from hwnas.evaluation.accuracy import WeightSharingEvaluator, get_evaluator
 from hwnas.examples.mlp_digits import (
     MLP,
     SPACE,
@@ -67,12 +68,14 @@ def test_block_counts_vectorised_equal_the_blocks_of_each_config(net):
 
 
 def test_accuracy_is_a_real_trade_off_and_deterministic(net):
-    small, large = net.evaluate([SMALLEST, LARGEST])
+    evaluator = get_evaluator(net)  # hwnas's weight-sharing evaluator on the plug-in's accuracy_task()
+    assert isinstance(evaluator, WeightSharingEvaluator)
+    small, large = evaluator.evaluate([SMALLEST, LARGEST])
     assert large >= 0.9 and large - small >= 0.1, (small, large)
     configs = list(SPACE.enumerate())
-    again = net.evaluate(configs[::-1])[::-1]
-    assert np.array_equal(net.evaluate(configs), again) and again.dtype == np.float64
-    test = net.test_evaluate([SMALLEST, LARGEST])
+    again = get_evaluator(net).evaluate(configs[::-1])[::-1]
+    assert np.array_equal(evaluator.evaluate(configs), again) and again.dtype == np.float64
+    test = evaluator.test_accuracy([SMALLEST, LARGEST])
     assert test[1] - test[0] >= 0.1
 
 
@@ -80,7 +83,7 @@ def test_first_use_inside_inference_mode_still_trains():
     # Searches may call evaluate() inside no_grad/inference_mode; training must still work.
     with torch.inference_mode():
         tiny = ElasticMLP(TrainSettings(steps=3, batch=8))
-        assert 0 <= tiny.evaluate([SMALLEST])[0] <= 1
+        assert 0 <= get_evaluator(tiny).evaluate([SMALLEST])[0] <= 1
     with torch.random.fork_rng():
         torch.manual_seed(0)
         initial = MLP([256, 256, 256])
@@ -121,7 +124,8 @@ def test_search_then_export_the_front_from_the_cli(net, profile, tmp_path):
     rows = [json.loads(line) for line in (runs / "evaluations.jsonl").read_text().splitlines()]
     assert len(rows) == 60 and len({r["key"] for r in rows}) == 60
     # The search ran in another process, which trained the weights again: same accuracies.
-    assert [r["objectives"]["accuracy"] for r in rows] == list(net.evaluate([r["config"] for r in rows]))
+    evaluator = get_evaluator(net)
+    assert [r["objectives"]["accuracy"] for r in rows] == list(evaluator.evaluate([r["config"] for r in rows]))
     front = json.loads((runs / "pareto.json").read_text())["front"]
     assert front and max(p["objectives"]["accuracy"] for p in front) >= 0.9
 
@@ -134,10 +138,12 @@ def test_search_then_export_the_front_from_the_cli(net, profile, tmp_path):
     for model in models:
         assert model["params"] == model["onnx_params"] == net.count_params(model["config"])
         assert model["parity_max_abs_diff"] <= 1e-4
-        assert model["test_accuracy"] == net.test_evaluate([model["config"]])[0]
+        # test accuracy of the ONNX file itself (float inputs), beside the PyTorch evaluator's
+        assert abs(model["test_accuracy"] - evaluator.test_accuracy([model["config"]])[0]) <= 1 / 300
+        assert model["evaluator_test_accuracy"] == evaluator.test_accuracy([model["config"]])[0]
         (logits,) = ort.InferenceSession(str(out / model["file"])).run(None, {"pixels": test.x.numpy()})
         assert logits.shape == (300, 10)
-        assert abs((logits.argmax(1) == test.y.numpy()).mean() - model["test_accuracy"]) <= 1 / 300
+        assert (logits.argmax(1) == test.y.numpy()).mean() == pytest.approx(model["test_accuracy"])
 
 
 BAD_PLUGINS = {

@@ -12,7 +12,6 @@ from hwnas.profiling.timing import (
     make_session,
     noise_floor,
     pin_threads,
-    time_model,
     time_session,
 )
 
@@ -38,6 +37,12 @@ def tiny_model() -> bytes:
 @pytest.fixture
 def feeds() -> dict:
     return {"x": np.ones((1, 64), dtype=np.float32)}
+
+
+def time_model(model, feeds, *, ep: str, threads: int, warmup: int, repeats: int, min_seconds: float = 0.0):
+    """A new session for ``model`` timed with the profiler's runner."""
+    return time_session(make_session(model, ep, threads), feeds, warmup=warmup, repeats=repeats,
+                        min_seconds=min_seconds)
 
 
 def test_time_model_quantiles(tiny_model, feeds):

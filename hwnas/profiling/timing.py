@@ -173,21 +173,6 @@ def time_session(
     )
 
 
-def time_model(
-    model: bytes | str | os.PathLike,
-    feeds: dict[str, np.ndarray],
-    *,
-    ep: str,
-    threads: int,
-    warmup: int,
-    repeats: int,
-    min_seconds: float = 0.0,
-) -> Timing:
-    """Build a session for `model` on `ep` with `threads` intra-op threads and time it."""
-    session = make_session(model, ep, threads)
-    return time_session(session, feeds, warmup=warmup, repeats=repeats, min_seconds=min_seconds)
-
-
 def noise_floor(a: Timing, b: Timing) -> float:
     """Relative difference |a - b| / mean(a, b) of the medians of two independent sessions."""
     mean = (a.median_ms + b.median_ms) / 2

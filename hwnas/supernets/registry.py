@@ -37,6 +37,9 @@ ENTRY_POINT_GROUP = "hwnas.supernets"
 #: The providers shipped with hwnas.
 BUILTIN_PROVIDERS = ("hwnas.supernets.bert:make_supernets",)
 
+#: The built-in default space (``hwnas quickstart``): trained weights ship with the package.
+DEFAULT_SPACE = "bert-mini"
+
 _REQUIRED = ("forward", "extract", "blocks", "all_blocks", "build_block", "count_params",
              "count_macs", "example_inputs", "module")
 _ATTRIBUTES = ("input_names", "output_names", "default_shape")
