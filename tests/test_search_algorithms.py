@@ -20,7 +20,7 @@ from hwnas.predictors.accuracy import ObjectivePredictor
 from hwnas.search.algorithms import ALGORITHMS, make_algorithm
 from hwnas.search.algorithms.vectorized import nsga2 as inner_nsga2
 from hwnas.search.pareto import hypervolume_natural, non_dominated_mask
-from hwnas.search.runner import SearchRequest, search
+from hwnas.search.driver import SearchRequest, search
 
 BUDGET = 150
 POP = 20

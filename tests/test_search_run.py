@@ -20,7 +20,7 @@ from hwnas.errors import InputError
 from hwnas.predictors.latency import LatencyPredictor
 from hwnas.profiling.profile import Profile
 from hwnas.search.run import read_run
-from hwnas.search.runner import SearchRequest, prepare, search
+from hwnas.search.driver import SearchRequest, prepare, search
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
