@@ -373,3 +373,7 @@ def search(request: SearchRequest, progress: Callable[[ProgressEvent], None] | N
            executor: Executor | None = None) -> SearchResult:
     """:func:`prepare` then :func:`execute`."""
     return execute(prepare(request), progress, executor)
+
+
+__all__ = ["Prepared", "ProgressEvent", "SearchRequest", "SearchResult", "drive", "execute", "prepare",
+           "reference_point", "search", "space_fingerprint"]
