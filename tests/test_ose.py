@@ -226,40 +226,35 @@ def _ose_problem():
     return Problem(net.space, net, objectives), calls
 
 
-def _validate_stand_in(problem, budget):
-    """The driver's validate reduced to its contract (archive, budget, BudgetExhausted raised by
-    the call that serves the budget-th configuration, as hwnas.search.runner.Validator does)."""
-    from hwnas.search.algorithms.base import BudgetExhausted
-
+def _drive_by_hand(algo, problem, budget, rng):
+    """The driver's loop reduced to its contract: ask, serve rows in order from a dict archive
+    (cutting the batch after the budget-th distinct configuration, as
+    hwnas.search.archive.Archive does), tell what was served."""
     archive: dict[bytes, np.ndarray] = {}
-
-    def validate(genes, predicted=None):
+    algo.setup(problem, budget, rng)
+    while len(archive) < budget:
+        proposal = algo.ask()
+        if proposal is None or len(proposal) == 0:
+            break
         rows = []
-        for row in problem.canonical(np.atleast_2d(genes)):
+        for row in problem.canonical(proposal.genes):
             key = row.tobytes()
             if key not in archive:
-                if len(archive) >= budget:
-                    raise BudgetExhausted(np.array(rows).reshape(len(rows), -1))
                 archive[key] = np.array([o.evaluate(row[None])[0] for o in problem.objectives])
             rows.append(archive[key])
             if len(archive) >= budget:
-                raise BudgetExhausted(np.array(rows))
-        return np.array(rows)
-
-    return validate, archive
+                break
+        F = np.array(rows).reshape(len(rows), len(problem.objectives))
+        algo.tell(proposal.genes[: len(F)], F)
+    return archive
 
 
 def _run_ose_algorithm(budget, **settings):
-    from hwnas.search.algorithms.base import BudgetExhausted
     from hwnas.search.algorithms.ose import OSE
 
     problem, calls = _ose_problem()
     algo = OSE(**settings)
-    validate, archive = _validate_stand_in(problem, budget)
-    try:
-        algo.run(problem, budget, np.random.default_rng(0), validate)
-    except BudgetExhausted:
-        pass
+    archive = _drive_by_hand(algo, problem, budget, np.random.default_rng(0))
     return problem, algo, archive, calls
 
 
@@ -317,11 +312,11 @@ def test_ose_algorithm_refuses_bad_problems_and_budgets():
 
 
 def test_hwnas_search_algo_ose_through_the_framework(tmp_path, monkeypatch):
-    """`hwnas search --algo ose` end to end (runner, run directory, resume of a complete run),
+    """`hwnas search --algo ose` end to end (driver, run directory, resume of a complete run),
     with a stand-in for the brief training."""
     import json
 
-    from hwnas.search.runner import SearchRequest, search
+    from hwnas.search.driver import SearchRequest, search
 
     def fake_brief_training_loss(supernet, config, setting):
         base = _stand_in_loss(supernet.space.to_genes(config)[None], supernet.space)[0]

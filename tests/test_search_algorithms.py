@@ -20,7 +20,7 @@ from hwnas.predictors.accuracy import ObjectivePredictor
 from hwnas.search.algorithms import ALGORITHMS, make_algorithm
 from hwnas.search.algorithms.vectorized import nsga2 as inner_nsga2
 from hwnas.search.pareto import hypervolume_natural, non_dominated_mask
-from hwnas.search.runner import SearchRequest, search
+from hwnas.search.driver import SearchRequest, search
 
 BUDGET = 150
 POP = 20
@@ -160,3 +160,119 @@ def test_vectorised_nsga2_finds_a_simple_front():
     best = result.X[:11]
     assert (best[:, 1:] == 0).all() and sorted(best[:, 0].tolist()) == list(range(11))
     assert (result.X[11:, 1:].sum(axis=1) > 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ask/tell by hand, and the declarative setting checks
+# ---------------------------------------------------------------------------------------------
+def synth_problem(constraints=()):
+    from hwnas.search.objectives import ObjectiveFactory, parse_constraints
+    from hwnas.search.problem import Problem
+
+    net = SyntheticNet()
+    factory = ObjectiveFactory(net, [], StandIn())
+    objectives = [factory.objective("accuracy"), factory.objective("params")]
+    return Problem(net.space, net, objectives, list(parse_constraints(list(constraints), factory)))
+
+
+@pytest.mark.parametrize("algo", ["random", "nsga2", "linas"])
+def test_driving_by_hand_through_ask_tell_gives_the_drivers_rows(tmp_path, algo):
+    """The driver is only the loop: asking and telling by hand (no archive, no run directory)
+    proposes the same configurations in the same order as evaluations.jsonl of a search."""
+    evals = 45
+    settings = {**LINAS_FAST, "population": POP} if algo == "linas" else {"population": POP}
+    rows = rows_of(run(tmp_path, algo, seed=2, evals=evals))
+    problem = synth_problem()
+    algorithm = make_algorithm(algo, **settings)
+    algorithm.setup(problem, evals, np.random.default_rng(2))
+    served: list[list[int]] = []
+    while len(served) < evals:
+        proposal = algorithm.ask()
+        assert proposal is not None and len(proposal) > 0
+        assert proposal.genes.dtype == np.int64 and proposal.genes.shape[1] == problem.n_genes
+        assert problem.feasible(proposal.genes).all()
+        if proposal.predicted is not None:
+            assert proposal.predicted.shape == (len(proposal), 2)
+        genes = proposal.genes[: evals - len(served)]
+        F = np.column_stack([o.evaluate(genes) for o in problem.objectives])
+        algorithm.tell(genes, F)
+        served.extend(g.tolist() for g in genes)
+    assert served == [problem.space.to_genes(r["config"]).tolist() for r in rows]
+
+
+def test_nsga2_tells_pymoo_infeasible_rows_without_proposing_them():
+    problem = synth_problem(["params<=6000"])
+    algorithm = make_algorithm("nsga2", population=10)
+    algorithm.setup(problem, 200, np.random.default_rng(0))
+    saw_infeasible = False
+    for _ in range(8):
+        proposal = algorithm.ask()
+        generation = algorithm._pending
+        assert problem.feasible(proposal.genes).all()
+        assert len(proposal) == int(generation.feasible.sum())  # only the feasible rows are proposed
+        saw_infeasible |= not generation.feasible.all()
+        algorithm.tell(proposal.genes, np.column_stack([o.evaluate(proposal.genes) for o in problem.objectives]))
+        # pymoo got every row, the infeasible ones with their violation
+        np.testing.assert_array_equal(generation.pop.get("G")[:, 0], problem.violation(generation.X))
+    assert saw_infeasible
+    assert (algorithm._pymoo.pop.get("G") <= 0).all()  # feasibility-first survival dropped them
+
+
+def test_nsga2_stops_after_a_partial_tell():
+    problem = synth_problem()
+    algorithm = make_algorithm("nsga2", population=10)
+    algorithm.setup(problem, 15, np.random.default_rng(0))
+    first = algorithm.ask()
+    algorithm.tell(first.genes, np.column_stack([o.evaluate(first.genes) for o in problem.objectives]))
+    second = algorithm.ask()
+    part = second.genes[:3]
+    algorithm.tell(part, np.column_stack([o.evaluate(part) for o in problem.objectives]))
+    assert algorithm.ask() is None
+
+
+@pytest.mark.parametrize("algo,settings,message", [
+    ("nsga2", {"population": 1}, "nsga2 setting population must be an integer >= 2, got 1"),
+    ("nsga2", {"population": "abc"}, "nsga2 setting population must be an integer >= 2, got 'abc'"),
+    ("nsga2", {"population": True}, "must be an integer"),
+    ("nsga2", {"mutation_prob": 5}, "nsga2 setting mutation_prob must be a probability in [0, 1], got 5"),
+    ("nsga2", {"crossover_eta": float("nan")}, "nsga2 setting crossover_eta must be a number >= 0, got nan"),
+    ("nsga2", {"mutation_eta": float("inf")}, "mutation_eta must be a number >= 0"),
+    ("linas", {"cv_folds": 1}, "linas setting cv_folds must be an integer >= 2"),
+    ("linas", {"features": "genes"}, "linas setting features must be one of supernet, supernet+genes"),
+    ("linas", {"predictors": ["lasso"]}, "unknown predictor"),
+    ("linas", {"crossover_prob": float("nan")}, "crossover_prob must be a probability"),
+    ("random", {"population": 0}, "random setting population must be an integer >= 1"),
+    ("ose", {"epsilon": 0}, "ose setting epsilon must be a number in (0, 1], got 0"),
+    ("ose", {"epsilon": float("nan")}, "ose setting epsilon must be a number in (0, 1]"),
+    ("ose", {"refine": 1}, "ose setting refine must be true or false, got 1"),
+    ("ose", {"pool": 2.5}, "ose setting pool must be an integer >= 1"),
+])
+def test_bad_settings_are_refused_at_construction(algo, settings, message):
+    with pytest.raises(InputError) as exc:
+        make_algorithm(algo, **settings)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_settings_are_normalised_for_run_json():
+    algorithm = make_algorithm("nsga2", population=np.int64(12), crossover_eta=15)
+    assert algorithm.settings["population"] == 12 and type(algorithm.settings["population"]) is int
+    assert type(algorithm.settings["crossover_eta"]) is float
+    json.dumps(algorithm.settings)  # numpy integers would not serialise
+
+
+def test_checks_reject_bool_nan_inf_and_non_numbers():
+    from hwnas.checks import check_choice, check_float, check_int, check_probability
+
+    assert check_int("n", np.int32(3), 1, 5) == 3 and check_probability("p", 1) == 1.0
+    assert check_float("x", 0.5, 0, 1, lo_open=True) == 0.5
+    for bad in (True, 2.0, "3", None, 0, 6):
+        with pytest.raises(InputError, match=r"^n must be an integer in \[1, 5\], got "):
+            check_int("n", bad, 1, 5)
+    for bad in (False, float("nan"), float("inf"), "0.5", -0.1, 1.5):
+        with pytest.raises(InputError, match="^p must be a probability"):
+            check_probability("p", bad)
+    for bad in (float("nan"), float("-inf"), 0, True, [0.5]):
+        with pytest.raises(InputError, match=r"^x must be a number in \(0, 1\], got "):
+            check_float("x", bad, 0, 1, lo_open=True)
+    with pytest.raises(InputError, match="^mode must be one of a, b, got 1"):
+        check_choice("mode", 1, ("a", "b"))

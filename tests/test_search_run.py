@@ -19,8 +19,10 @@ from hwnas.cli import main
 from hwnas.errors import InputError
 from hwnas.predictors.latency import LatencyPredictor
 from hwnas.profiling.profile import Profile
-from hwnas.search.run import read_run
-from hwnas.search.runner import SearchRequest, prepare, search
+from hwnas.search.archive import Archive
+from hwnas.search.driver import SearchRequest, execute, prepare, search
+from hwnas.search.executor import LocalExecutor
+from hwnas.search.run import RunDirectory, read_run
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -286,3 +288,109 @@ def test_cli_bad_input_in_a_real_process(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "hwnas: error: unknown objective 'flops' (known: accuracy, latency, params, macs, loss)"]
     assert proc.stdout == "" and not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver's loop: budget, truncated batches, the archive, the executor
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("settings", [{"population": 1}, {"mutation_prob": 5}, {"crossover_eta": float("nan")},
+                                      {"population": "abc"}])
+def test_bad_algorithm_settings_are_refused_in_prepare_and_write_nothing(tmp_path, settings):
+    out = tmp_path / "never"
+    with pytest.raises(InputError, match="nsga2 setting"):
+        prepare(request(out, population=None, settings=settings))
+    assert not out.exists()
+
+
+class TellSpy:
+    """Wraps an algorithm and records every proposal and tell."""
+
+    def __init__(self, algorithm):
+        self.inner = algorithm
+        self.asked, self.told = [], []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def setup(self, problem, budget, rng):
+        self.inner.setup(problem, budget, rng)
+
+    def ask(self):
+        proposal = self.inner.ask()
+        if proposal is not None:
+            self.asked.append(proposal.genes.copy())
+        return proposal
+
+    def tell(self, genes, F):
+        self.told.append((np.array(genes), np.array(F)))
+        self.inner.tell(genes, F)
+
+
+def test_a_batch_cut_at_the_budget_tells_only_the_served_rows(tmp_path):
+    prepared = prepare(request(tmp_path / "run", algo="random", evals=25, population=10))
+    spy = TellSpy(prepared.algorithm)
+    prepared.algorithm = spy
+    result = execute(prepared)
+    assert result.evaluations == 25 and result.stop_reason == "budget"
+    assert [len(a) for a in spy.asked] == [10, 10, 10]
+    assert [len(g) for g, _ in spy.told] == [10, 10, 5]
+    genes, F = spy.told[-1]
+    np.testing.assert_array_equal(genes, spy.asked[-1][:5])
+    assert F.shape == (5, 2)
+    served = rows(tmp_path / "run")[20:]
+    np.testing.assert_array_equal(F[:, 0], [r["objectives"]["accuracy"] for r in served])
+
+
+class BatchExecutor(LocalExecutor):
+    """Counts the configurations handed over per batch."""
+
+    def __init__(self):
+        self.batches = []
+
+    def evaluate(self, problem, genes):
+        self.batches.append(len(genes))
+        yield from super().evaluate(problem, genes)
+
+
+def test_the_archive_evaluates_at_most_the_budget_and_repeats_nothing(tmp_path):
+    prepared = prepare(request(tmp_path / "run", algo="random", evals=4, population=2,
+                               constraints=["params<=8000"]))
+    run = RunDirectory.open(tmp_path / "run", prepared.header)
+    try:
+        executor = BatchExecutor()
+        archive = Archive(prepared.problem, run, 4, executor=executor)
+        g = prepared.problem.sample(6, np.random.default_rng(0))
+        F = archive.evaluate_batch(g[[0, 1, 0]])  # a repeat inside the batch is evaluated once
+        assert F.shape == (3, 2) and np.array_equal(F[0], F[2]) and executor.batches == [2]
+        F = archive.evaluate_batch(g[[1, 2, 3, 4, 5]])  # served: 0, 1, 2, 3 -> cut after g[3]
+        assert F.shape == (3, 2) and archive.exhausted and not archive.diverged
+        assert executor.batches == [2, 2] and archive.evaluations == 4
+        assert [r["config"] for r in run.rows] == prepared.problem.configs(g[:4])
+        with pytest.raises(ValueError, match="infeasible"):
+            archive.evaluate_batch(np.full((1, g.shape[1]), 5))  # params 11,500 > 8000
+    finally:
+        run.close()
+
+
+def test_the_driver_never_evaluates_more_than_evals(tmp_path):
+    executor = BatchExecutor()
+    evaluator = StandIn()
+    result = search(request(tmp_path / "run", algo="nsga2", evals=23, population=10, evaluator=evaluator),
+                    executor=executor)
+    assert result.evaluations == 23 == evaluator.calls == sum(executor.batches)
+    assert len({r["key"] for r in rows(tmp_path / "run")}) == 23
+    assert max(executor.batches) <= 10  # a whole batch per call, never more than asked
+
+
+def test_a_replay_that_diverges_from_the_archive_still_stops_at_evals(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        search(request(a, algo="random", evals=20, population=10, evaluator=StandIn(interrupt_after=10)))
+    search(request(b, algo="random", evals=20, population=10, seed=4))
+    # Another seed's first rows in a's archive: a's replay asks for none of them.
+    lines = (b / "evaluations.jsonl").read_text().splitlines()[:10]
+    (a / "evaluations.jsonl").write_text("\n".join(lines) + "\n")
+    evaluator = StandIn()
+    result = search(request(a, algo="random", evals=20, population=10, evaluator=evaluator))
+    assert result.stop_reason == "budget (replay diverged from the archive)"
+    assert result.evaluations == 20 and evaluator.calls == 10 and result.resumed_from == 10

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     from hwnas.evaluation.accuracy import get_evaluator
-    from hwnas.search.runner import SearchRequest, search
+    from hwnas.search.driver import SearchRequest, search
     from hwnas.supernets.registry import get_supernet
 
     supernet = get_supernet(args.space)

@@ -4,7 +4,7 @@ Four steps, each a library call, each resumable, into one directory:
 
 1. ``DIR/profile.json`` — a quick profile of ``bert-mini`` on the CPU (:class:`Profiler`, resumes);
 2. ``DIR/search`` — LINAS over accuracy (the shipped trained supernet, weight sharing) and the
-   profile's latency (:func:`hwnas.search.runner.search`, resumes from its run directory);
+   profile's latency (:func:`hwnas.search.driver.search`, resumes from its run directory);
 3. ``DIR/export`` — ``--top`` models spread along the Pareto front as verified ONNX, with INT8
    variants (:func:`hwnas.export.export_run`; skipped when already there);
 4. ``DIR/report`` — plots and report.md (:func:`hwnas.report.build_report`, rebuilt each time).
@@ -94,7 +94,7 @@ def quickstart(out: Path, evals: int, top: int, int8: bool, threads: int | None,
     from hwnas.export import export_run
     from hwnas.profiling.profiler import MeasurePolicy, Profiler, resolve_threads
     from hwnas.report import build_report
-    from hwnas.search.runner import SearchRequest, execute, prepare
+    from hwnas.search.driver import SearchRequest, execute, prepare
     from hwnas.supernets.registry import get_supernet
 
     threads = resolve_threads(threads)

@@ -69,7 +69,7 @@ def search(space: str, algo: str, objectives: str, evals: int, out: Path, profil
            constraints: tuple[str, ...], seed: int, population: int | None, settings: tuple[str, ...],
            executor: str, plugin: str | None, as_json: bool) -> None:
     """Search a space for the Pareto front of the objectives; resumable from --out."""
-    from hwnas.search.runner import ProgressEvent, SearchRequest, execute, prepare
+    from hwnas.search.driver import ProgressEvent, SearchRequest, execute, prepare
 
     request = SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
                             profiles=[str(p) for p in profiles], constraints=list(constraints), seed=seed,

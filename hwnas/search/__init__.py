@@ -3,9 +3,11 @@
 * :mod:`~hwnas.search.objectives` — accuracy, latency (one per profile), params, MACs, OSE loss;
   constraints.
 * :mod:`~hwnas.search.problem` — the Problem algorithms see (gene matrices, feasibility).
-* :mod:`~hwnas.search.algorithms` — random, NSGA-II, LINAS (and OSE) behind one interface.
+* :mod:`~hwnas.search.algorithms` — random, NSGA-II, LINAS and OSE behind one ask/tell interface.
 * :mod:`~hwnas.search.run` — the run directory (run.json, evaluations.jsonl, pareto.json,
   hypervolume.csv) and its resume rules.
-* :mod:`~hwnas.search.runner` — the driver: checks, archive-backed validation, signals.
+* :mod:`~hwnas.search.driver` — the driver: checks, the ask/tell loop, signals.
+* :mod:`~hwnas.search.archive` — validated evaluations, budget, front and hypervolume;
+  :mod:`~hwnas.search.executor` computes new configurations' expensive objectives.
 * :mod:`~hwnas.search.pareto` — dominance, sorting, crowding, hypervolume.
 """

@@ -72,7 +72,7 @@ class Problem:
         """Largest index per gene, int64 [G] (lower bounds are 0)."""
         return self.space.gene_upper_bounds
 
-    def cheap(self, genes: np.ndarray) -> np.ndarray:
+    def cheap_objectives(self, genes: np.ndarray) -> np.ndarray:
         """Every non-expensive objective, natural values, float64 [N, M_cheap] (``cheap_index``
         order). Rows that are not valid configurations of the space get NaN."""
         g = self.canonical(genes)

@@ -7,7 +7,7 @@ Nested loops:
    validated so far — ridge / SVR / a small tree ensemble chosen by cross-validation
    (:class:`~hwnas.predictors.accuracy.ObjectivePredictor`) on ``supernet.feature_matrix``;
    latency, params and MACs are not learned, they come from the profiles and analytics
-   (``problem.cheap``);
+   (``problem.cheap_objectives``);
 3. run NSGA-II on predicted + cheap objectives for ``inner_evals`` (20,000, the paper's)
    evaluations, whole populations at a time (:mod:`~hwnas.search.algorithms.vectorized`),
    starting from the best validated configurations — or, when the whole space has no more gene
@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hwnas.errors import InputError
+from hwnas.checks import Check, Choice, Float, Int, Probability
 from hwnas.predictors.accuracy import CANDIDATES, ObjectivePredictor
-from hwnas.search.algorithms.base import Algorithm, Validate
+from hwnas.search.algorithms.base import Algorithm, Proposal
 from hwnas.search.algorithms.vectorized import (
     InnerResult,
     Operators,
@@ -44,8 +44,17 @@ from hwnas.search.problem import Problem
 FEATURES = ("supernet", "supernet+genes")
 
 
+def _predictor_names(name: str, value: Any) -> Any:
+    """The ``predictors`` setting: candidate model names ObjectivePredictor knows (else InputError)."""
+    ObjectivePredictor(value)
+    return value
+
+
 class LINAS(Algorithm):
-    """LINAS (see module doc)."""
+    """LINAS (see module doc) as an ask/tell state machine: the first :meth:`ask` proposes the
+    random first population; each :meth:`tell` adds the validated rows to the predictors'
+    training set, and the next :meth:`ask` runs one outer loop (fit, inner NSGA-II, choose the
+    batch, recorded in ``loops``) and proposes its batch with the predicted values."""
 
     name: ClassVar[str] = "linas"
     defaults: ClassVar[Mapping[str, Any]] = {
@@ -60,26 +69,22 @@ class LINAS(Algorithm):
         "cv_folds": 5,
         "features": "supernet",
     }
+    schema: ClassVar[Mapping[str, Check]] = {
+        "population": Int(2),
+        "inner_evals": Int(1),
+        "min_batch": Int(1),
+        "cv_folds": Int(2),
+        "crossover_prob": Probability(),
+        "crossover_eta": Float(0.0),
+        "mutation_prob": Probability(),
+        "mutation_eta": Float(0.0),
+        "features": Choice(FEATURES),
+        "predictors": _predictor_names,
+    }
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
         self.loops: list[dict[str, Any]] = []
-
-    def _checked(self) -> None:
-        self._int_setting("population", 2)
-        self._int_setting("inner_evals", 1)
-        self._int_setting("min_batch", 1)
-        self._int_setting("cv_folds", 2)
-        self._prob_setting("crossover_prob")
-        self._prob_setting("mutation_prob")
-        if self.settings["features"] not in FEATURES:
-            raise InputError(f"linas setting features must be one of {', '.join(FEATURES)}, "
-                             f"got {self.settings['features']!r}")
-        ObjectivePredictor(self.settings["predictors"])
-
-    def check(self, problem: Problem, budget: int) -> None:
-        self._checked()
-        super().check(problem, budget)
 
     def features(self, problem: Problem, genes: np.ndarray) -> np.ndarray:
         """Predictor inputs of valid gene rows, float64 [N, F]."""
@@ -88,22 +93,36 @@ class LINAS(Algorithm):
             X = np.hstack([X, problem.canonical(genes).astype(np.float64)])
         return X
 
-    def run(self, problem: Problem, budget: int, rng: np.random.Generator, validate: Validate) -> None:
-        self._checked()
-        pop_size = int(self.settings["population"])
+    # -- ask/tell: validate a batch, then (at the next ask) fit, search inside, propose --------
+    def setup(self, problem: Problem, budget: int, rng: np.random.Generator) -> None:
+        self._problem, self._rng = problem, rng
         self.loops = []
-        validated_X: list[np.ndarray] = []
-        validated_F: list[np.ndarray] = []
-        seen: set[bytes] = set()
-        batch, predicted = problem.sample(pop_size, rng), None
-        while batch.shape[0]:
-            F = validate(batch, predicted=predicted)
-            validated_X.append(batch)
-            validated_F.append(np.asarray(F, dtype=np.float64))
-            seen.update(problem.keys(batch))
-            batch, predicted, stats = self.propose(problem, np.vstack(validated_X), np.vstack(validated_F),
-                                                   seen, rng)
+        self._validated_X: list[np.ndarray] = []
+        self._validated_F: list[np.ndarray] = []
+        self._seen: set[bytes] = set()
+        # The first batch is drawn like random search's; later ones come from propose(), run
+        # lazily by ask() so that a tell that spends the budget costs no outer loop.
+        self._batch: np.ndarray | None = problem.sample(int(self.settings["population"]), rng)
+        self._predicted: np.ndarray | None = None
+
+    def ask(self) -> Proposal | None:
+        problem = self._problem
+        if self._batch is None:
+            if not self._validated_X:
+                return None
+            self._batch, self._predicted, stats = self.propose(
+                problem, np.vstack(self._validated_X), np.vstack(self._validated_F), self._seen, self._rng)
             self.loops.append({"loop": len(self.loops), **stats})
+        if self._batch.shape[0] == 0:
+            return None
+        return Proposal(self._batch, self._predicted)
+
+    def tell(self, genes: np.ndarray, F: np.ndarray) -> None:
+        genes = np.asarray(genes, dtype=np.int64)
+        self._validated_X.append(genes)
+        self._validated_F.append(np.asarray(F, dtype=np.float64))
+        self._seen.update(self._problem.keys(genes))
+        self._batch, self._predicted = None, None
 
     def propose(self, problem: Problem, VX: np.ndarray, VF: np.ndarray, seen: set[bytes],
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
@@ -131,7 +150,7 @@ class LINAS(Algorithm):
             if valid.any():
                 g = genes[valid]
                 if cheap:
-                    out[np.ix_(valid, cheap)] = problem.cheap(g)
+                    out[np.ix_(valid, cheap)] = problem.cheap_objectives(g)
                 if predictors:
                     feats = self.features(problem, g)
                     for i, model in predictors.items():

@@ -13,7 +13,7 @@ premise) lives in :mod:`hwnas.search.ose`; this module runs it against a
    :meth:`Supernet.op_counts <hwnas.supernets.base.Supernet.op_counts>`, at the ``macs`` objective's shape); ``"macs"`` or a
    latency objective's name pick that objective. All of these are cheap (no budget).
 3. The maximum point T of the pool, the ε-intervals over the pool sorted by ``p``, one
-   candidate per interval (the largest cheap factor), validated through ``validate``: each
+   candidate per interval (the largest cheap factor), proposed for validation: each
    validation computes the expensive ``loss`` objective, OSE's ê = the minimum over the
    hyperparameter sets Θ of the brief-training loss (so W is the best over Θ).
 4. W of every validated candidate; the selection is the largest W.
@@ -37,9 +37,10 @@ The W table goes to run.json's ``result`` through :meth:`OSE.summary`::
     result.paper_pick    the supernet's first published reference architecture, if any
                          (``reference_configs()``; on bert-ose: Bort's)
 
-Note on the driver: ``validate`` raises BudgetExhausted on the call that serves the last unit of
-budget; the evaluation it served comes with the exception (``served``), so the last candidate is
-in the W table too.
+Ask/tell: each :meth:`OSE.ask` proposes the rest of the current level's candidates as one batch;
+:meth:`OSE.tell` records the loss of every served candidate (also of a batch cut at the budget,
+so the last candidate is in the W table too); the next ask starts the next level when the
+current one is done.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ import numpy as np
 
 from hwnas.errors import InputError
 from hwnas.search import ose
-from hwnas.search.algorithms.base import Algorithm, BudgetExhausted, Validate
+from hwnas.checks import Bool, Check, Choice, Float, Int
+from hwnas.search.algorithms.base import Algorithm, Proposal
 from hwnas.search.problem import Problem
 
 
@@ -89,23 +91,23 @@ class OSE(Algorithm):
         "pool": 20000,
         "refine": True,
     }
+    schema: ClassVar[Mapping[str, Check]] = {
+        "epsilon": Float(0.0, 1.0, lo_open=True),
+        "intervals": Choice(tuple(ose.MODES)),
+        "pool": Int(1),
+        "refine": Bool(),
+    }
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
+        self._state: dict[str, Any] | None = None
         self._summary: dict[str, Any] = {}
 
     # -- settings and problem checks -----------------------------------------------------------
     def _checked(self) -> tuple[float, str, int]:
+        """(epsilon, intervals mode, pool size) from the settings (checked by ``schema``)."""
         s = self.settings
-        epsilon = s["epsilon"]
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 1:
-            raise InputError(f"ose setting epsilon must be in (0, 1], got {epsilon!r}")
-        if s["intervals"] not in ose.MODES:
-            raise InputError(f"ose setting intervals must be one of {', '.join(ose.MODES)}, got {s['intervals']!r}")
-        if not isinstance(s["refine"], bool):
-            raise InputError(f"ose setting refine must be true or false, got {s['refine']!r}")
-        pool = self._int_setting("pool", 1)
-        return float(epsilon), str(s["intervals"]), pool
+        return float(s["epsilon"]), str(s["intervals"]), int(s["pool"])
 
     def _columns(self, problem: Problem) -> tuple[int, int, str]:
         """(params column, loss column, cost name) in problem.objectives; InputError if missing."""
@@ -168,10 +170,10 @@ class OSE(Algorithm):
                              f"(epsilon={epsilon}); give at least {needed} or a larger epsilon")
 
     def min_budget(self) -> int:
-        return ose.n_intervals(float(self.settings["epsilon"])) if isinstance(self.settings["epsilon"], (int, float)) else 1
+        return ose.n_intervals(float(self.settings["epsilon"]))
 
-    # -- the search ----------------------------------------------------------------------------
-    def run(self, problem: Problem, budget: int, rng: np.random.Generator, validate: Validate) -> None:
+    # -- the search: a state machine over ε-levels ------------------------------------------
+    def setup(self, problem: Problem, budget: int, rng: np.random.Generator) -> None:
         epsilon, mode, pool_size = self._checked()
         p_col, loss_col, cost = self._columns(problem)
         genes, enumerated = self._pool(problem, pool_size, rng)
@@ -186,38 +188,52 @@ class OSE(Algorithm):
         self._state = dict(problem=problem, genes=genes, configs=configs, p=p, i=i, T=T, errors=errors,
                            levels=levels, epsilon=epsilon, mode=mode, cost=cost, unit=unit,
                            enumerated=enumerated, loss_col=loss_col)
-        self._update_summary()
+        self._todo: list[int] = []    # pool rows of the current level still to validate
+        self._asked: list[int] = []   # pool rows of the last proposal
+        self._done = False
+        self._start_level(epsilon)
 
-        try:
-            self._search(problem, genes, p, i, T, errors, levels, validate, epsilon, mode, loss_col)
-        finally:
-            self._update_summary()
+    def _start_level(self, level_eps: float) -> None:
+        """Select one candidate per ε-interval at ``level_eps``; queue the unvalidated ones
+        coarse-to-fine, so a budget cut mid-level still spreads over the range."""
+        st = self._state
+        candidates, intervals = ose.select_candidates(st["p"], st["i"], level_eps, st["mode"], st["T"])
+        st["levels"].append({"epsilon": level_eps, "n_intervals": int(candidates.size), "candidates": candidates,
+                             "intervals": intervals})
+        self._todo = [int(candidates[k]) for k in _spread_order(candidates.size)
+                      if int(candidates[k]) not in st["errors"]]
 
-    def _search(self, problem: Problem, genes: np.ndarray, p: np.ndarray, i: np.ndarray, T: ose.MaxPoint,
-                errors: dict[int, float], levels: list[dict[str, Any]], validate: Validate,
-                epsilon: float, mode: str, loss_col: int) -> None:
-        level_eps = epsilon
-        while True:
-            candidates, intervals = ose.select_candidates(p, i, level_eps, mode, T)
-            level = {"epsilon": level_eps, "n_intervals": int(candidates.size), "candidates": candidates,
-                     "intervals": intervals}
-            levels.append(level)
-            todo = [int(candidates[k]) for k in _spread_order(candidates.size) if int(candidates[k]) not in errors]
-            for row in todo:
-                try:
-                    F = np.asarray(validate(genes[row : row + 1]), dtype=np.float64)
-                except BudgetExhausted as exhausted:
-                    if len(exhausted.served):  # this candidate was served and spent the budget
-                        errors[row] = float(exhausted.served[0, loss_col])
-                    raise
-                errors[row] = float(F[0, loss_col])
-                self._update_summary()
-            if not self.settings["refine"] or len(errors) >= genes.shape[0]:
-                return
-            # Stop when no interval holds two different parameter sizes: halving cannot split more.
-            if all(np.ptp(p[intervals == k]) == 0 for k in np.unique(intervals)):
-                return
-            level_eps /= 2
+    def _next_level(self) -> bool:
+        """Halve ε after a finished level; False when refinement is off or cannot split more."""
+        st = self._state
+        if not self.settings["refine"] or len(st["errors"]) >= st["genes"].shape[0]:
+            return False
+        # Stop when no interval holds two different parameter sizes: halving cannot split more.
+        level = st["levels"][-1]
+        p, intervals = st["p"], level["intervals"]
+        if all(np.ptp(p[intervals == k]) == 0 for k in np.unique(intervals)):
+            return False
+        self._start_level(level["epsilon"] / 2)
+        return True
+
+    def ask(self) -> Proposal | None:
+        while not self._done and not self._todo:
+            self._done = not self._next_level()
+        if self._done:
+            return None
+        # The whole rest of the level in one batch: the driver serves it in order and cuts it
+        # at the budget, exactly as one candidate at a time would.
+        self._asked = list(self._todo)
+        return Proposal(self._state["genes"][self._asked])
+
+    def tell(self, genes: np.ndarray, F: np.ndarray) -> None:
+        st = self._state
+        F = np.asarray(F, dtype=np.float64)
+        for row, values in zip(self._asked, F):
+            st["errors"][row] = float(values[st["loss_col"]])
+        served = set(self._asked[: len(F)])
+        self._todo = [row for row in self._todo if row not in served]
+        self._asked = []
 
     # -- results -------------------------------------------------------------------------------
     def _level_result(self, level: Mapping[str, Any]) -> ose.OSEResult:
@@ -265,4 +281,7 @@ class OSE(Algorithm):
         self._summary = out
 
     def summary(self) -> dict[str, Any]:
+        if getattr(self, "_state", None) is None:
+            return {}
+        self._update_summary()
         return dict(self._summary)

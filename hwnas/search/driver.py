@@ -1,13 +1,16 @@
-"""The search driver: checks a request, opens the run directory, runs the algorithm through the
-archive-backed ``validate``, and writes the Pareto front and hypervolume.
+"""The search driver: checks a request, opens the run directory, drives the algorithm's
+ask/tell loop through the :class:`~hwnas.search.archive.Archive`, and writes the Pareto front
+and hypervolume.
 
-``prepare(request)`` does every check that can fail on bad input (space, algorithm, objectives,
-profiles, constraints, budget, output directory) and touches no file; ``execute(prepared)``
-then runs. :func:`search` does both.
+``prepare(request)`` does every check that can fail on bad input (space, algorithm and its
+settings, objectives, profiles, constraints, budget, output directory) and touches no file;
+``execute(prepared)`` then runs: ``ask`` a batch → ``archive.evaluate_batch`` → ``tell`` what
+was served → repeat until the budget is spent or the algorithm has nothing left to try.
+:func:`search` does both.
 
-Resume and determinism. ``validate`` answers a configuration already in evaluations.jsonl from
-the archive without spending budget, and counts budget as *distinct configurations served to
-the algorithm*. The algorithms are deterministic given the seed, so rerunning a killed search
+Resume and determinism. The archive answers a configuration already in evaluations.jsonl
+without spending budget, and counts budget as *distinct configurations served to the
+algorithm*. The algorithms are deterministic given the seed, so rerunning a killed search
 replays the same proposals, gets every earlier evaluation back from the archive, and continues
 with the first configuration that was never validated: no evaluation is lost or repeated, and
 the rows equal those of an uninterrupted run. (Should a replay ever diverge, rows already in the
@@ -27,7 +30,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,10 +40,12 @@ from typing import Any
 import numpy as np
 
 import hwnas
+from hwnas.checks import check_int
 from hwnas.errors import InputError
-from hwnas.search.algorithms import Algorithm, BudgetExhausted, make_algorithm
+from hwnas.search.algorithms import Algorithm, make_algorithm
+from hwnas.search.archive import Archive, ProgressEvent
+from hwnas.search.executor import Executor
 from hwnas.search.objectives import ObjectiveFactory, parse_constraints
-from hwnas.search.pareto import hypervolume, non_dominated_mask
 from hwnas.search.problem import Problem
 from hwnas.search.run import (
     SCHEMA,
@@ -94,17 +98,6 @@ class Prepared:
 
 
 @dataclass
-class ProgressEvent:
-    """Sent after each new validated evaluation (and once at the start with ``row`` None)."""
-
-    evaluations: int
-    budget: int
-    hypervolume: float
-    front_size: int
-    row: dict[str, Any] | None = None
-
-
-@dataclass
 class SearchResult:
     """The outcome of a search (also what ``hwnas search --json`` prints)."""
 
@@ -130,12 +123,6 @@ class SearchResult:
 # ---------------------------------------------------------------------------------------------
 # Checks
 # ---------------------------------------------------------------------------------------------
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
 def space_fingerprint(problem: Problem) -> dict[str, Any]:
     """The space's definition as recorded in run.json (resume refuses another space)."""
     space = problem.space
@@ -220,10 +207,10 @@ def prepare(request: SearchRequest) -> Prepared:
             a profile of another space; bad constraint; budget below one population or above
             the space's size; unwritable or foreign ``--out``; accuracy without an evaluator.
     """
-    evals = _check_int("--evals", request.evals, 1)
-    seed = _check_int("--seed", request.seed, 0)
+    evals = check_int("--evals", request.evals, 1)
+    seed = check_int("--seed", request.seed, 0)
     if request.population is not None:
-        _check_int("--population", request.population, 2)
+        check_int("--population", request.population, 2)
     settings = dict(request.settings)
     if request.population is not None:
         settings["population"] = request.population
@@ -297,143 +284,6 @@ def _header(request: SearchRequest, problem: Problem, algorithm: Algorithm, fact
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation through the archive
-# ---------------------------------------------------------------------------------------------
-class Validator:
-    """The ``validate`` callback: archive lookups, new evaluations, budget, front, hypervolume."""
-
-    def __init__(self, problem: Problem, run: RunDirectory, budget: int,
-                 progress: Callable[[ProgressEvent], None] | None = None):
-        self.problem = problem
-        self.run = run
-        self.budget = budget
-        self.progress = progress
-        self.names = problem.names
-        self.maximize = problem.maximize
-        self.ref_min = problem.to_min(np.asarray(run.header["reference_point"], dtype=np.float64))
-        self.archive: dict[bytes, np.ndarray] = {}
-        self.served: set[bytes] = set()
-        self.front_rows: list[int] = []
-        self.hv_series: list[float] = []
-        self.hv = 0.0
-        self.resumed_from = len(run.rows)
-        self.diverged = False
-        for row in run.rows:
-            key, values = self._row_values(row)
-            if key in self.archive:
-                raise InputError(f"{run.path}/evaluations.jsonl repeats configuration {row['config']} "
-                                 f"(row {row['index']})")
-            self.archive[key] = values
-            self._track(len(self.hv_series), values)
-        run.write_hypervolume(self.hv_series)
-
-    def _row_values(self, row: dict[str, Any]) -> tuple[bytes, np.ndarray]:
-        try:
-            genes = self.problem.space.to_genes(row["config"])
-            values = np.array([float(row["objectives"][n]) for n in self.names])
-        except (KeyError, TypeError, ValueError, InputError) as exc:
-            raise InputError(f"{self.run.path}/evaluations.jsonl row {row.get('index')} does not fit "
-                             f"this search ({type(exc).__name__}: {exc})") from None
-        return self.problem.keys(genes[None, :])[0], values
-
-    def _track(self, index: int, values: np.ndarray) -> None:
-        """Update the front and hypervolume with evaluation ``index``."""
-        point = self.problem.to_min(values[None, :])
-        if self.front_rows:
-            front = self.problem.to_min(np.array([self._values(i) for i in self.front_rows]))
-            dominated = bool(((front <= point).all(axis=1) & (front < point).any(axis=1)).any())
-        else:
-            front, dominated = np.zeros((0, point.shape[1])), False
-        if not dominated:
-            rows = self.front_rows + [index]
-            F = np.vstack([front, point])
-            keep = non_dominated_mask(F)
-            self.front_rows = [r for r, k in zip(rows, keep) if k]
-            self.hv = hypervolume(F[keep], self.ref_min)
-        self.hv_series.append(self.hv)
-
-    def _values(self, index: int) -> np.ndarray:
-        row = self.run.rows[index]
-        return np.array([float(row["objectives"][n]) for n in self.names])
-
-    @property
-    def evaluations(self) -> int:
-        return len(self.run.rows)
-
-    def front(self) -> list[dict[str, Any]]:
-        """Validated non-dominated rows, sorted by the first objective (best first)."""
-        rows = [self.run.rows[i] for i in self.front_rows]
-        sign = -1.0 if self.maximize[0] else 1.0
-        return sorted(rows, key=lambda r: (sign * r["objectives"][self.names[0]], r["index"]))
-
-    def write_front(self) -> None:
-        self.run.write_pareto(self.names, self.front())
-
-    def __call__(self, genes: np.ndarray, predicted: np.ndarray | None = None) -> np.ndarray:
-        problem = self.problem
-        g = problem.canonical(genes)
-        n = g.shape[0]
-        if n and not problem.feasible(g).all():
-            bad = int(np.flatnonzero(~problem.feasible(g))[0])
-            raise ValueError(f"validate got an infeasible configuration (row {bad}); algorithms may only "
-                             "validate feasible ones")
-        keys = problem.keys(g)
-        out = np.empty((n, len(self.names)))
-        new = [i for i, k in enumerate(keys) if k not in self.archive]
-        cheap = problem.cheap(g[new]) if new else None
-        cheap_pos = {i: j for j, i in enumerate(new)}
-        try:
-            for i, key in enumerate(keys):
-                if key not in self.archive:
-                    if len(self.archive) >= self.budget:
-                        self.diverged = True
-                        raise BudgetExhausted(out[:i].copy())
-                    self._evaluate(g[i], key, cheap[cheap_pos[i]],
-                                   None if predicted is None else np.asarray(predicted[i], dtype=np.float64))
-                out[i] = self.archive[key]
-                self.served.add(key)
-                if len(self.served) >= self.budget:
-                    raise BudgetExhausted(out[: i + 1].copy())
-        finally:
-            if new:
-                self.write_front()
-        return out
-
-    def _evaluate(self, genes: np.ndarray, key: bytes, cheap: np.ndarray, predicted: np.ndarray | None) -> None:
-        problem = self.problem
-        start = time.perf_counter()
-        values = np.empty(len(self.names))
-        for j, i in enumerate(problem.cheap_index):
-            values[i] = cheap[j]
-        for i in problem.expensive_index:
-            values[i] = float(np.asarray(problem.objectives[i].evaluate(genes[None, :]), dtype=np.float64)[0])
-        wall = time.perf_counter() - start
-        if not np.isfinite(values).all():
-            bad = self.names[int(np.flatnonzero(~np.isfinite(values))[0])]
-            raise RuntimeError(f"objective {bad!r} returned a non-finite value for {problem.configs(genes[None, :])[0]}")
-        config = problem.space.from_genes(genes)
-        row: dict[str, Any] = {
-            "index": len(self.run.rows),
-            "config": config,
-            "key": problem.space.key(config),
-            "objectives": {n: float(v) for n, v in zip(self.names, values)},
-            "validated": True,
-        }
-        if predicted is not None:
-            guess = {n: float(v) for n, v, o in zip(self.names, predicted, problem.objectives)
-                     if o.expensive and np.isfinite(v)}
-            if guess:
-                row["predicted"] = guess
-        row["wall_s"] = round(wall, 6)
-        self.run.append(row)
-        self.archive[key] = values
-        self._track(row["index"], values)
-        self.run.append_hypervolume(len(self.run.rows), self.hv)
-        if self.progress is not None:
-            self.progress(ProgressEvent(len(self.run.rows), self.budget, self.hv, len(self.front_rows), row))
-
-
-# ---------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------
 @contextmanager
@@ -454,19 +304,40 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _result(prepared: Prepared, run: RunDirectory, validator: Validator) -> SearchResult:
+def _result(prepared: Prepared, run: RunDirectory, archive: Archive) -> SearchResult:
     header = run.header
     return SearchResult(
-        out=Path(run.path), status=header["status"], evaluations=validator.evaluations,
-        budget=int(header["evals"]), resumed_from=validator.resumed_from, hypervolume=validator.hv,
+        out=Path(run.path), status=header["status"], evaluations=archive.evaluations,
+        budget=int(header["evals"]), resumed_from=archive.resumed_from, hypervolume=archive.hv,
         reference_point=list(header["reference_point"]), objectives=list(header["objectives"]),
         front=[{"index": r["index"], "config": r["config"], "objectives": r["objectives"]}
-               for r in validator.front()],
+               for r in archive.front()],
         stop_reason=header.get("stop_reason"), result=dict(header.get("result") or {}))
 
 
-def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None = None) -> SearchResult:
+def drive(algorithm: Algorithm, problem: Problem, archive: Archive, rng: np.random.Generator) -> str:
+    """The ask → validate → tell loop until the budget is spent or nothing is left to try.
+
+    Returns:
+        the stop reason: "budget", "nothing left to try" or "budget (replay diverged from the
+        archive)".
+    """
+    algorithm.setup(problem, archive.budget, rng)
+    while not archive.exhausted:
+        proposal = algorithm.ask()
+        if proposal is None or len(proposal) == 0:
+            return "nothing left to try"
+        F = archive.evaluate_batch(proposal.genes, proposal.predicted)
+        algorithm.tell(proposal.genes[: F.shape[0]], F)
+    return "budget (replay diverged from the archive)" if archive.diverged else "budget"
+
+
+def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None = None,
+            executor: Executor | None = None) -> SearchResult:
     """Run a prepared search to the end of its budget (or resume it), writing the run directory.
+
+    ``executor`` computes the expensive objectives of new configurations (default: in this
+    process, one after another).
 
     KeyboardInterrupt (SIGINT, or SIGTERM while running) stops it after the last complete
     evaluation, with pareto.json and hypervolume.csv up to date and run.json still "running";
@@ -474,36 +345,35 @@ def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None
     """
     request = prepared.request
     run = RunDirectory.open(request.out, prepared.header)
-    validator = Validator(prepared.problem, run, int(run.header["evals"]), progress)
+    archive = Archive(prepared.problem, run, int(run.header["evals"]), progress, executor)
     if progress is not None:
-        progress(ProgressEvent(validator.evaluations, validator.budget, validator.hv, len(validator.front_rows)))
+        progress(ProgressEvent(archive.evaluations, archive.budget, archive.hv, len(archive.front_rows)))
     try:
         if run.header.get("status") == "complete":
-            return _result(prepared, run, validator)
-        validator.write_front()
-        stop_reason = "nothing left to try"
+            return _result(prepared, run, archive)
+        archive.write_front()
         rng = np.random.default_rng(int(run.header["seed"]))
-        try:
-            with _terminate_as_interrupt():
-                prepared.algorithm.run(prepared.problem, validator.budget, rng, validator)
-        except BudgetExhausted:
-            stop_reason = "budget"
-        if validator.diverged:
-            stop_reason = "budget (replay diverged from the archive)"
-        validator.write_front()
-        run.write_hypervolume(validator.hv_series)
+        with _terminate_as_interrupt():
+            stop_reason = drive(prepared.algorithm, prepared.problem, archive, rng)
+        archive.write_front()
+        run.write_hypervolume(archive.hv_series)
         run.update(status="complete", finished=now_iso(), stop_reason=stop_reason,
-                   evaluations=validator.evaluations, hypervolume=validator.hv,
+                   evaluations=archive.evaluations, hypervolume=archive.hv,
                    result=json.loads(json.dumps(prepared.algorithm.summary(), default=float)))
-        return _result(prepared, run, validator)
+        return _result(prepared, run, archive)
     except KeyboardInterrupt:
-        validator.write_front()
-        run.write_hypervolume(validator.hv_series)
+        archive.write_front()
+        run.write_hypervolume(archive.hv_series)
         raise
     finally:
         run.close()
 
 
-def search(request: SearchRequest, progress: Callable[[ProgressEvent], None] | None = None) -> SearchResult:
+def search(request: SearchRequest, progress: Callable[[ProgressEvent], None] | None = None,
+           executor: Executor | None = None) -> SearchResult:
     """:func:`prepare` then :func:`execute`."""
-    return execute(prepare(request), progress)
+    return execute(prepare(request), progress, executor)
+
+
+__all__ = ["Prepared", "ProgressEvent", "SearchRequest", "SearchResult", "drive", "execute", "prepare",
+           "reference_point", "search", "space_fingerprint"]

@@ -1,0 +1,43 @@
+"""Executors: who computes the expensive objectives of new configurations.
+
+The archive (:class:`~hwnas.search.archive.Archive`) decides *which* configurations of a batch
+are new and within the budget; an executor only computes their expensive objectives (accuracy,
+OSE loss). :class:`LocalExecutor` does it in this process, one configuration after another; a
+parallel executor (e.g. Ray) can evaluate the whole batch at once behind the same interface,
+without touching any algorithm or the archive's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+
+from hwnas.search.problem import Problem
+
+
+class Executor(ABC):
+    """Computes the expensive objectives of a batch of configurations."""
+
+    @abstractmethod
+    def evaluate(self, problem: Problem, genes: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
+        """Expensive objectives of canonical feasible genes int64 [N, G].
+
+        Yields, for row 0, 1, ..., N-1 *in order* (so the archive can append each row as soon
+        as it and every row before it are known, and an interrupt loses nothing finished):
+        ``(values, wall_s)`` — values float64 [E] in ``problem.expensive_index`` order, natural
+        units; wall_s the seconds spent on that row.
+        """
+
+
+class LocalExecutor(Executor):
+    """In this process, row after row, each objective called on one configuration."""
+
+    def evaluate(self, problem: Problem, genes: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
+        expensive = [problem.objectives[i] for i in problem.expensive_index]
+        for row in np.asarray(genes, dtype=np.int64):
+            start = time.perf_counter()
+            values = np.array([float(np.asarray(o.evaluate(row[None, :]), dtype=np.float64)[0]) for o in expensive])
+            yield values, time.perf_counter() - start
