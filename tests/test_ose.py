@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hwnas.errors import InputError
-from hwnas.search import ose
+from hwnas.search.algorithms import ose_math as ose
 from hwnas.supernets.bert import BertArch, LayerSpec, make_bert_supernet
 from hwnas.supernets.bert.ops import bert_op_count
 

@@ -16,7 +16,7 @@ from search_synthetic import (
 )
 
 from hwnas.errors import InputError
-from hwnas.predictors.accuracy import ObjectivePredictor
+from hwnas.predictors.surrogate import ObjectivePredictor
 from hwnas.search.algorithms import ALGORITHMS, make_algorithm
 from hwnas.search.algorithms.vectorized import nsga2 as inner_nsga2
 from hwnas.search.pareto import hypervolume_natural, non_dominated_mask

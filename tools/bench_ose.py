@@ -17,7 +17,7 @@ on the table of evaluated configurations:
   its configuration, W, the ratio W_ose / W_opt, the rank of its pick in the table (1 = the
   optimum), the brief trainings it used, whether the paper's bound W_ose ≥ (1 - ε)·W_opt held,
   and whether the bound's premise (errors within a factor 1 - ε inside every ε-interval,
-  :func:`hwnas.search.ose.interval_flatness`) held on this table,
+  :func:`hwnas.search.algorithms.ose_math.interval_flatness`) held on this table,
 * the W and rank of Bort's architecture (D=4, A=8, H=1024, I=768) — the paper's published pick
   (de Wynter & Perry, arXiv 2010.10499), quoted beside ours, not a result of this benchmark.
 
@@ -134,7 +134,7 @@ def analyse(configs: list[dict], p: np.ndarray, i: np.ndarray, E: np.ndarray, T:
     Args:
         configs: [N]; p, i: [N]; E: errors [N, |Θ|]; T: the space's maximum point.
     """
-    from hwnas.search import ose
+    from hwnas.search.algorithms import ose_math as ose
 
     best, w = ose.exhaustive_best(p, i, E, T)
     e_best = np.where(np.isfinite(E), E, np.inf).min(axis=1)
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     from hwnas.evaluation.ose_proxy import BriefTraining, brief_training_loss
-    from hwnas.search import ose
+    from hwnas.search.algorithms import ose_math as ose
     from hwnas.search.objectives import DEFAULT_LOSS_SETTINGS
     from hwnas.supernets.registry import get_supernet
 

@@ -5,7 +5,7 @@ Nested loops:
 1. validate a population for real (the first one drawn like random search's);
 2. fit a cheap predictor of every *expensive* objective (accuracy, OSE loss) on everything
    validated so far — ridge / SVR / a small tree ensemble chosen by cross-validation
-   (:class:`~hwnas.predictors.accuracy.ObjectivePredictor`) on ``supernet.feature_matrix``;
+   (:class:`~hwnas.predictors.surrogate.ObjectivePredictor`) on ``supernet.feature_matrix``;
    latency, params and MACs are not learned, they come from the profiles and analytics
    (``problem.cheap_objectives``);
 3. run NSGA-II on predicted + cheap objectives for ``inner_evals`` (20,000, the paper's)
@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwnas.checks import Check, Choice, Float, Int, Probability
-from hwnas.predictors.accuracy import CANDIDATES, ObjectivePredictor
+from hwnas.predictors.surrogate import CANDIDATES, ObjectivePredictor
 from hwnas.search.algorithms.base import Algorithm, Proposal
 from hwnas.search.algorithms.vectorized import (
     InnerResult,

@@ -1,7 +1,7 @@
 """OSE — de Wynter's FPTAS for optimal subarchitecture extraction, as a search algorithm.
 
 The algorithm itself (W-coefficient, maximum point, ε-intervals, the (1 - ε) guarantee and its
-premise) lives in :mod:`hwnas.search.ose`; this module runs it against a
+premise) lives in :mod:`hwnas.search.algorithms.ose_math`; this module runs it against a
 :class:`~hwnas.search.problem.Problem`:
 
 1. The *pool*: every feasible configuration of the space when it has at most ``pool`` of them
@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwnas.errors import InputError
-from hwnas.search import ose
+from hwnas.search.algorithms import ose_math as ose
 from hwnas.checks import Bool, Check, Choice, Float, Int
 from hwnas.search.algorithms.base import Algorithm, Proposal
 from hwnas.search.problem import Problem

@@ -1,4 +1,5 @@
-"""Cheap predictors of a validated objective (accuracy, OSE loss) for LINAS's inner search.
+"""Surrogates of any expensive objective (accuracy, OSE loss): the cheap predictors LINAS fits
+on everything validated so far for its inner search.
 
 LINAS refits a predictor after every validated batch and then queries it ~20,000 times, so
 both fitting and prediction must be cheap. Candidates (all on standardised features, the target
@@ -145,7 +146,3 @@ class ObjectivePredictor:
             raise ValueError("predictor features must be finite")
         with _fast():
             return np.asarray(self._model.predict(self._x(X)), dtype=np.float64) * self._y_scale + self._y_mean
-
-
-AccuracyPredictor = ObjectivePredictor
-"""Alias: the predictor LINAS fits for accuracy (and for any other expensive objective)."""
