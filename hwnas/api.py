@@ -1,0 +1,140 @@
+"""The public Python API: what the ``hwnas`` commands do, as functions for notebooks and scripts.
+
+Every command is a thin layer over one of these functions (it parses flags, calls the function,
+prints the result), so the two always agree::
+
+    from hwnas import api
+
+    profile = api.profile("bert-mini", "cpu.json", quick=True)      # hwnas profile
+    predictor = api.load_predictor("cpu.json")                      # hwnas predict
+    predictor.predict([{"D": 3, "A": [4, 4, 4], "I": [512, 512, 512]}])
+    result = api.search("bert-mini", algo="linas", objectives="accuracy,latency",
+                        profiles=["cpu.json"], evals=100, out="run")  # hwnas search
+    manifest = api.export(run="run", out="models", top=3)            # hwnas export
+    api.report("run", export="models")                               # hwnas report
+
+Errors in the input (an unknown space, a bad configuration, a foreign output directory) raise
+:class:`hwnas.errors.InputError` with a one-line message naming the bad value. Heavy modules
+are imported inside the functions, so ``from hwnas import api`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hwnas.predictors.latency import LatencyPredictor
+    from hwnas.profiling.profile import Profile
+    from hwnas.profiling.timing import Timing
+    from hwnas.search.archive import ProgressEvent
+    from hwnas.search.driver import SearchResult
+    from hwnas.space import Config, SearchSpace
+    from hwnas.supernets.base import Supernet
+
+PathLike = str | os.PathLike
+
+__all__ = ["export", "get_supernet", "load_predictor", "measure", "predict", "profile", "quickstart", "report",
+           "search", "spaces"]
+
+
+def spaces(plugin: str | None = None) -> dict[str, SearchSpace]:
+    """Every search space hwnas can find (built-in, installed plug-ins, and ``plugin``'s), by name."""
+    from hwnas.supernets.registry import available_supernets
+
+    return {name: net.space for name, net in available_supernets(plugin).items()}
+
+
+def get_supernet(space: str, plugin: str | None = None) -> Supernet:
+    """A fresh supernet of ``space`` (``plugin``: ``"package.module:factory"``)."""
+    from hwnas.supernets.registry import get_supernet as lookup
+
+    return lookup(space, plugin)
+
+
+def _config(supernet: Supernet, config: Config | str) -> Config:
+    from hwnas.space import parse_config
+
+    return parse_config(config, supernet.space) if isinstance(config, str) else supernet.space.validate(config)
+
+
+def profile(space: str, out: PathLike, *, ep: str = "cpu", threads: int | None = None,
+            shape: Mapping[str, int] | None = None, quick: bool = False, plugin: str | None = None,
+            supernet: Supernet | None = None, progress: Callable[[str, str], None] | None = None,
+            on_start: Callable[[int], None] | None = None) -> Profile:
+    """Profile ``space`` on this device into the profile file ``out`` (resumed if it is there).
+
+    Args:
+        ep: ONNX Runtime execution provider (``cpu``, ``cuda``).
+        threads: intra-op threads (default: physical cores).
+        shape: shape settings, e.g. ``{"batch": 1, "seq_len": 64}`` (default: the space's).
+        quick: the ``--quick`` policy (fewer repeats, 10 calibration sub-networks).
+        progress: called as ``progress(stage, key)`` after each measured item;
+            ``on_start(n)`` once with the number of items to measure.
+    Returns:
+        the profile (``profile.failures`` lists what could not be measured, by key).
+    """
+    from hwnas.profiling.profiler import MeasurePolicy, Profiler
+
+    supernet = supernet or get_supernet(space, plugin)
+    profiler = Profiler(supernet, Path(out), ep=ep, threads=threads, shape=dict(shape or {}),
+                        policy=MeasurePolicy.quick() if quick else MeasurePolicy())
+    return profiler.run(progress=progress, on_start=on_start)
+
+
+def load_predictor(profile_path: PathLike, *, plugin: str | None = None,
+                   supernet: Supernet | None = None) -> LatencyPredictor:
+    """The calibrated latency predictor of a profile file (its space's supernet is looked up).
+
+    ``predictor.predict(configs)`` gives ms (float64 [N]); ``predictor.device_warnings()`` says
+    how this machine differs from the profiled device.
+    """
+    from hwnas.predictors.latency import LatencyPredictor
+    from hwnas.profiling.profile import load_profile
+
+    loaded = load_profile(profile_path)
+    return LatencyPredictor(loaded, supernet or get_supernet(loaded.space, plugin))
+
+
+def predict(profile_path: PathLike, config: Config | str, *, plugin: str | None = None) -> float:
+    """Predicted end-to-end latency (ms) of one configuration on the profiled device."""
+    predictor = load_predictor(profile_path, plugin=plugin)
+    return float(predictor.predict([_config(predictor.supernet, config)])[0])
+
+
+def measure(space: str, config: Config | str, *, ep: str = "cpu", threads: int | None = None,
+            shape: Mapping[str, int] | None = None, plugin: str | None = None) -> Timing:
+    """Export one sub-network and time it here with the profiler's runner (median ms, spread)."""
+    from hwnas.profiling.profiler import measure_subnet, resolve_threads
+
+    supernet = get_supernet(space, plugin)
+    return measure_subnet(supernet, _config(supernet, config), ep=ep, threads=resolve_threads(threads),
+                          shape=dict(shape or {}))
+
+
+def search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int, out: PathLike,
+           profiles: Sequence[PathLike] = (), constraints: Sequence[str] = (), seed: int = 0,
+           population: int | None = None, settings: Mapping[str, Any] | None = None,
+           plugin: str | None = None, supernet: Supernet | None = None, evaluator: Any = None,
+           progress: Callable[[ProgressEvent], None] | None = None) -> SearchResult:
+    """Search ``space`` for the Pareto front of ``objectives`` into the run directory ``out``
+    (an interrupted run there with the same settings resumes).
+
+    Args:
+        algo: ``linas``, ``nsga2``, ``ose`` or ``random``.
+        objectives: from ``accuracy``, ``latency`` (one per profile), ``params``, ``macs``, ``loss``.
+        evals: the budget of validated evaluations.
+        constraints: e.g. ``["latency<=5"]`` over cheap objectives.
+        settings: algorithm settings, e.g. ``{"inner_evals": 5000}``.
+    Returns:
+        the result: status, front (validated, non-dominated), hypervolume, algorithm summary.
+    """
+    from hwnas.search.driver import SearchRequest, execute, prepare
+
+    request = SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=Path(out),
+                            plugin=plugin, profiles=[str(p) for p in profiles], constraints=list(constraints),
+                            seed=seed, population=population, settings=dict(settings or {}),
+                            evaluator=evaluator, supernet=supernet)
+    return execute(prepare(request), progress)
