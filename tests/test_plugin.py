@@ -151,6 +151,7 @@ BAD_PLUGINS = {
     "syntax error": ("def make(:\n", "does not import: SyntaxError"),
     "no factory": ("make_supernet = 1\n", "has no callable 'make'"),
     "factory raises": ("def make():\n    raise RuntimeError('no GPU here')\n", "raised RuntimeError: no GPU here"),
+    "factory exits": ("import sys\ndef make():\n    sys.exit(0)\n", "raised SystemExit"),
     "returns nothing": ("def make():\n    return None\n", "returned NoneType, not a supernet"),
     "misses a method": (
         """

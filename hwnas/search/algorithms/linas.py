@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwnas.checks import Check, Choice, Float, Int, Probability
+from hwnas.errors import InputError
 from hwnas.predictors.surrogate import CANDIDATES, ObjectivePredictor
 from hwnas.search.algorithms.base import Algorithm, Proposal
 from hwnas.search.algorithms.vectorized import (
@@ -45,9 +46,14 @@ FEATURES = ("supernet", "supernet+genes")
 
 
 def _predictor_names(name: str, value: Any) -> Any:
-    """The ``predictors`` setting: candidate model names ObjectivePredictor knows (else InputError)."""
+    """The ``predictors`` setting: candidate model names ObjectivePredictor knows (else InputError),
+    as a list or a comma-separated string (``--setting predictors=ridge,svr``)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{name} must be model names from {', '.join(CANDIDATES)}, got {value!r}")
     ObjectivePredictor(value)
-    return value
+    return list(value)
 
 
 class LINAS(Algorithm):
