@@ -351,6 +351,8 @@ class SearchSpace:
 
     def _mask(self, config: Config) -> Config:
         """Set inactive entries of a full-list configuration to their first choice (in place)."""
+        if not self._gates:
+            return config
         first = {d.name: d.choices[0] for d in self.dimensions}
         for group, gate in zip(self.depth_groups, self._gates):
             value = config[group.depth]

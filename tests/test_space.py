@@ -230,3 +230,24 @@ def test_count_valid_closed_form_for_large_spaces_and_none_when_unknown():
     assert constrained.count_valid() is None
     assert constrained.describe()["valid_configurations"] is None
     assert BERT_OSE.count_valid() == 300
+
+
+def test_spaces_command_shows_depth_groups_and_unknown_counts(monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    import hwnas.supernets.registry as registry
+    from hwnas.commands.spaces import spaces
+
+    big = SearchSpace("big", "x", BERT_MINI.dimensions, depth="D",
+                      constraints=(Constraint("A[0] > 1", lambda c: c["A"][0] > 1),))
+    monkeypatch.setattr(registry, "builtin_spaces", lambda: {"ofa-tiny": OFA_TINY, "big": big})
+    described = {s["name"]: s for s in json.loads(CliRunner().invoke(spaces, ["--json"]).output)["spaces"]}
+    assert described["big"]["valid_configurations"] is None
+    assert described["ofa-tiny"]["valid_configurations"] == 8100
+    assert described["ofa-tiny"]["lists"] == "full"
+    assert [g["start"] for g in described["ofa-tiny"]["depth_groups"]] == [0, 2]
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps cells to the terminal width
+    table = CliRunner().invoke(spaces, []).output
+    assert "unknown" in table and "d[1] → ks,e[2:4]" in table
