@@ -251,3 +251,12 @@ def test_spaces_command_shows_depth_groups_and_unknown_counts(monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # rich wraps cells to the terminal width
     table = CliRunner().invoke(spaces, []).output
     assert "unknown" in table and "d[1] → ks,e[2:4]" in table
+
+
+@pytest.mark.parametrize("space", [*ALL, OFA_TINY], ids=lambda s: s.name)
+def test_vectorised_canonical_genes_match_the_config_round_trip(space):
+    raw = np.random.default_rng(5).integers(0, space.gene_upper_bounds + 1, size=(300, space.n_genes))
+    want = np.stack([space.to_genes(space.from_genes(row, validate=False)) for row in raw
+                     if space.is_valid(space.from_genes(row, validate=False))])
+    got = canonical_genes(space, raw)[[space.is_valid(space.from_genes(row, validate=False)) for row in raw]]
+    assert (got == want).all()
