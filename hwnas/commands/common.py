@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -33,6 +34,46 @@ supernet_option = click.option(
     help="Load a plug-in supernet; its spaces become available by name.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+
+
+shape_option = click.option(
+    "--shape", "shape_items", multiple=True, metavar="KEY=VALUE",
+    help="Input shape setting, repeatable (e.g. --shape seq_len=64, --shape resolution=160): a key of the "
+         "supernet's default shape, a positive integer [default: the space's].",
+)
+
+
+def parse_shape(items: Sequence[str], **shorthands: int | None) -> dict[str, int]:
+    """``--shape KEY=VALUE`` items merged with shorthand options, as ``{key: value}``.
+
+    ``shorthands`` maps a shape key to its option's value (``batch=`` for ``--batch``, None when
+    not given). Keys and values are checked against the supernet by ``Supernet.resolve_shape``
+    (an unknown key or a value < 1 is an InputError there); here only the form is checked.
+
+    Raises:
+        click.UsageError: an item not ``KEY=INT``, or two values for one key (``--shape`` given
+            twice, or disagreeing with its shorthand), naming the item.
+    """
+    shape: dict[str, int] = {}
+    origin: dict[str, str] = {}
+    for key, value in shorthands.items():
+        if value is not None:
+            shape[key] = value
+            origin[key] = f"--{key.replace('_', '-')} {value}"
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = None
+        if not sep or not key or value is None:
+            raise click.UsageError(f"--shape {item!r}: expected KEY=VALUE with an integer value (e.g. seq_len=64)")
+        if key in shape and shape[key] != value:
+            raise click.UsageError(f"--shape {item!r} disagrees with {origin[key]}")
+        shape[key] = value
+        origin[key] = f"--shape {item}"
+    return shape
 
 
 def progress_bar(*fields: str) -> Progress:

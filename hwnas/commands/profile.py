@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from hwnas.commands.common import emit, json_option, progress_bar, supernet_option
+from hwnas.commands.common import emit, json_option, parse_shape, progress_bar, shape_option, supernet_option
 
 
 @click.command()
@@ -17,21 +17,22 @@ from hwnas.commands.common import emit, json_option, progress_bar, supernet_opti
               help="ONNX Runtime execution provider.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Profile file (resumed if it exists).")
 @click.option("--threads", type=int, default=None, help="Intra-op threads [default: physical cores].")
-@click.option("--batch", type=int, default=None, help="Batch size [default: the space's, 1].")
-@click.option("--seq-len", type=int, default=None, help="Sequence length [default: the space's].")
+@click.option("--batch", type=int, default=None, help="Batch size [default: the space's, 1]; same as --shape batch=B.")
+@click.option("--seq-len", type=int, default=None,
+              help="Sequence length [default: the space's]; same as --shape seq_len=L.")
+@shape_option
 @click.option("--quick", is_flag=True, help="Fewer repeats and calibration sub-networks: a first look in a minute.")
 @supernet_option
 @json_option
 def profile(space: str, ep: str, out: Path, threads: int | None, batch: int | None, seq_len: int | None,
-            quick: bool, plugin: str | None, as_json: bool) -> None:
+            shape_items: tuple[str, ...], quick: bool, plugin: str | None, as_json: bool) -> None:
     """Measure every block of a space and a calibration set of whole sub-networks on this device."""
     from hwnas.profiling.profiler import MeasurePolicy, Profiler
     from hwnas.supernets.registry import get_supernet
 
+    shape = parse_shape(shape_items, batch=batch, seq_len=seq_len)
     supernet = get_supernet(space, plugin)
-    shape = {"batch": batch}
-    if seq_len is not None:
-        shape["seq_len"] = seq_len
+    shape = supernet.resolve_shape(shape)
     profiler = Profiler(supernet, out, ep=ep, threads=threads, shape=shape,
                         policy=MeasurePolicy.quick() if quick else MeasurePolicy())
     with progress_bar() as bar:

@@ -12,7 +12,10 @@ from hwnas.commands.common import emit, json_option, supernet_option
 @supernet_option
 @json_option
 def spaces(plugin: str | None, as_json: bool) -> None:
-    """List search spaces with their dimensions, gene counts and valid configurations."""
+    """List search spaces with their dimensions, depth groups, gene counts and valid configurations.
+
+    Valid configurations are exact; "unknown" (JSON null) for a space with constraints too large
+    to count by enumeration."""
     from hwnas.supernets.registry import builtin_spaces, load_plugin
 
     found = dict(builtin_spaces())
@@ -29,5 +32,14 @@ def spaces(plugin: str | None, as_json: bool) -> None:
         )
         if d["fixed"]:
             dims += "; " + ", ".join(f"{k}={v}" for k, v in d["fixed"].items())
-        table.add_row(d["name"], d["supernet"], dims, str(d["genes"]), f"{d['valid_configurations']:,}")
+        if d["lists"] == "full" and d["depth_groups"]:
+            dims += "; depth groups: " + ", ".join(_group(g) for g in d["depth_groups"])
+        count = d["valid_configurations"]
+        table.add_row(d["name"], d["supernet"], dims, str(d["genes"]), "unknown" if count is None else f"{count:,}")
     emit({"spaces": described}, as_json, table)
+
+
+def _group(group: dict) -> str:
+    """``d[1] → ks,e[4:8]``: depth gene and the layers it gates (``size`` None: to the end)."""
+    end = "" if group["size"] is None else group["start"] + group["size"]
+    return f"{group['depth']}[{group['gene']}] → {','.join(group['dims'])}[{group['start']}:{end}]"

@@ -1,7 +1,7 @@
 """Vectorised helpers over gene matrices (int [N, n_genes]) of a :class:`~hwnas.space.SearchSpace`.
 
-Gene vectors that differ only in the genes of inactive layers (layers at or past the depth)
-describe the same configuration. :func:`canonical_genes` zeroes those genes — the same form
+Gene vectors that differ only in the genes of inactive layers (layers at or past the depth of
+their depth group) describe the same configuration. :func:`canonical_genes` zeroes those genes — the same form
 :meth:`SearchSpace.to_genes` produces — so equal configurations get equal rows and equal
 :func:`row_keys`, which is how the searches recognise a configuration they have seen.
 """
@@ -16,21 +16,11 @@ from hwnas.space import Config, SearchSpace
 
 
 class _Layout:
-    """Where a space's genes are: upper bounds, the depth gene and the per-layer blocks."""
+    """Where a space's genes are: upper bounds and, per depth gene, the gene columns it gates."""
 
     def __init__(self, space: SearchSpace):
         self.upper = space.gene_upper_bounds
-        self.depth_col: int | None = None
-        self.depth_values = np.zeros(0, dtype=np.int64)
-        self.layer_cols: list[tuple[int, int]] = []
-        col = 0
-        for dim in space.dimensions:
-            if dim.name == space.depth:
-                self.depth_col = col
-                self.depth_values = np.asarray(dim.choices, dtype=np.int64)
-            if dim.per_layer:
-                self.layer_cols.append((col, dim.per_layer))
-            col += dim.n_genes
+        self.gates = space.gene_gates()
 
 
 _LAYOUTS: dict[int, tuple[SearchSpace, _Layout]] = {}
@@ -48,18 +38,22 @@ def canonical_genes(space: SearchSpace, genes: np.ndarray) -> np.ndarray:
     """Gene matrix with inactive-layer genes set to 0, int64 [N, n_genes] (a copy).
 
     Genes are clipped to their valid range first (searches round floats to the nearest choice).
+    A gene is inactive when its offset in its depth group's segment is at least the group's
+    depth (the depth gene's value); see :class:`~hwnas.space.DepthGroup`.
     """
     layout = _layout(space)
     g = np.atleast_2d(np.asarray(genes)).astype(np.int64)
     if g.shape[1] != layout.upper.size:
         raise ValueError(f"expected {layout.upper.size} genes for space {space.name!r}, got {g.shape[1]}")
     g = np.clip(g, 0, layout.upper)
-    if layout.depth_col is None or not layout.layer_cols:
-        return g
-    depth = layout.depth_values[g[:, layout.depth_col]]
-    for start, n in layout.layer_cols:
-        inactive = np.arange(n)[None, :] >= depth[:, None]
-        g[:, start : start + n][inactive] = 0
+    for gate in layout.gates:
+        if not gate.cols.size:
+            continue
+        depth = gate.depth_values[g[:, gate.depth_col]]  # [N]
+        inactive = gate.offsets[None, :] >= depth[:, None]  # [N, K]
+        block = g[:, gate.cols]
+        block[inactive] = 0
+        g[:, gate.cols] = block
     return g
 
 
