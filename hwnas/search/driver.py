@@ -133,20 +133,14 @@ def space_fingerprint(problem: Problem) -> dict[str, Any]:
         "depth": space.depth,
         "fixed": dict(space.fixed),
         "constraints": [c.description for c in space.constraints],
+        # only for spaces with explicit depth groups, so run.json files of the others still match
+        **({"depth_groups": space.describe()["depth_groups"]} if space.groups else {}),
     }
 
 
 def _max_configurations(problem: Problem) -> int | None:
-    """Number of valid configurations when cheap to know (None otherwise)."""
-    space = problem.space
-    if not space.constraints:
-        if space.per_layer:
-            return space.count_valid()
-        return int(np.prod([len(d.choices) for d in space.dimensions], dtype=object))
-    raw = 1
-    for d in space.dimensions:
-        raw *= len(d.choices) ** d.n_genes
-    return space.count_valid() if raw <= 5_000 else None
+    """Number of valid configurations when cheap to know (None for a large constrained space)."""
+    return problem.space.count_valid()
 
 
 def _versions() -> dict[str, str | None]:

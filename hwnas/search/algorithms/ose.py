@@ -129,10 +129,8 @@ class OSE(Algorithm):
         return names.index("params"), names.index("loss"), cost
 
     def _enumerable(self, problem: Problem, pool: int) -> bool:
-        try:
-            return problem.space.count_valid() <= pool
-        except InputError:  # too large to count by enumeration
-            return False
+        valid = problem.space.count_valid()  # None: a large constrained space, not counted
+        return valid is not None and valid <= pool
 
     def _pool(self, problem: Problem, pool: int, rng: np.random.Generator | None) -> tuple[np.ndarray, bool]:
         """(canonical feasible genes int64 [N, G], enumerated?)."""
