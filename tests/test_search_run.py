@@ -19,7 +19,7 @@ from hwnas.cli import main
 from hwnas.errors import InputError
 from hwnas.predictors.latency import LatencyPredictor
 from hwnas.profiling.profile import Profile
-from hwnas.search.run import read_run
+from hwnas.search.store import read_run
 from hwnas.search.runner import SearchRequest, prepare, search
 
 TESTS = Path(__file__).parent
@@ -143,7 +143,8 @@ def test_one_latency_objective_per_profile(tmp_path, bert_nets, mini_profiles):
                                   constraints=[f"latency:cpu-bbbb<={bound}"], population=10, supernet=net))
     names = [o["name"] for o in result.objectives]
     assert names == ["latency:cpu-aaaa", "latency:cpu-bbbb", "params"]
-    header, rs = read_run(result.out)
+    run = read_run(result.out)
+    header, rs = run.meta, run.evaluations
     assert [p["label"] for p in header["profiles"]] == ["cpu-aaaa", "cpu-bbbb"]
     assert header["constraints"] == [f"latency:cpu-bbbb<={bound}"]
     assert len(header["reference_point"]) == 3

@@ -73,13 +73,9 @@ def export(run_dir: Path | None, top: int | None, space: str | None, config_text
     Each model: onnx.checker, ONNX Runtime vs PyTorch parity (<= 1e-4), latency measured here
     beside each profile's prediction, test accuracy where the supernet has an evaluator.
     """
-    from hwnas.export import (
-        accuracy_source,
-        deploy,
-        export_run,
-        measurement_for,
-        prepare_output_dir,
-    )
+    from hwnas.deploy.accuracy import accuracy_source
+    from hwnas.deploy.measure import measurement_for
+    from hwnas.deploy.pipeline import check_export_dir, deploy, export_run
     from hwnas.space import parse_config
     from hwnas.supernets.registry import get_supernet
 
@@ -101,7 +97,7 @@ def export(run_dir: Path | None, top: int | None, space: str | None, config_text
             raise InputError("--config needs --space")
         supernet = get_supernet(space, plugin)
         config = parse_config(config_text, supernet.space)
-        prepare_output_dir(out)
+        check_export_dir(out)
         measurement = measurement_for(supernet, [], ep, threads)
         manifest = deploy(supernet, [{"config": config}], out, measurement=measurement,
                           accuracy=accuracy_source(supernet, batch=measurement.shape.get("batch", 1)), int8=int8,

@@ -6,7 +6,7 @@ Four steps, each a library call, each resumable, into one directory:
 2. ``DIR/search`` — LINAS over accuracy (the shipped trained supernet, weight sharing) and the
    profile's latency (:func:`hwnas.search.runner.search`, resumes from its run directory);
 3. ``DIR/export`` — ``--top`` models spread along the Pareto front as verified ONNX, with INT8
-   variants (:func:`hwnas.export.export_run`; skipped when already there);
+   variants (:func:`hwnas.deploy.pipeline.export_run`; skipped when already there);
 4. ``DIR/report`` — plots and report.md (:func:`hwnas.report.build_report`, rebuilt each time).
 
 ``DIR/quickstart.json`` records the settings, the time of each step and the status. Rerunning
@@ -16,7 +16,6 @@ with the same DIR and settings resumes where it stopped; DIR holding anything el
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -27,41 +26,26 @@ import click
 
 from hwnas.commands.common import emit, json_option, progress_bar, stderr
 from hwnas.errors import InputError
+from hwnas.fileio import now_iso
+from hwnas.outdir import OutputKind
+from hwnas.outdir import check_out_dir as check_output_dir
 
 SPACE = "bert-mini"
 SCHEMA = "hwnas-quickstart/1"
 MARKER = "quickstart.json"
-_OURS = {"profile.json", "search", "export", "report", MARKER}
-# what our steps leave behind when killed mid-write: temporary files and staging directories
-_LEFTOVER = re.compile(r"^\.(profile\.json\..*\.tmp|quickstart\.json\..*\.tmp|(export|report)\.partial-.*)$")
+#: A quickstart directory: its steps' outputs, and what they leave behind when killed mid-write
+#: (temporary files and staging directories).
+QUICKSTART_KIND = OutputKind("quickstart", MARKER, SCHEMA, own=re.compile(
+    r"^(profile\.json|search|export|report|\.(profile\.json\..*\.tmp|quickstart\.json\..*\.tmp|(export|report)\.partial-.*))$"))
 
 
 def check_out_dir(out: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     """Refuse a DIR that is a file, unwritable, holds foreign files or a quickstart with other
-    settings. Returns the existing quickstart.json (None for a new or empty DIR)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} exists and is not a directory")
-    parent = out.resolve().parent
-    if not out.exists():
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise InputError(f"--out {str(out)!r} cannot be created in {str(parent)!r}")
+    settings (:func:`hwnas.outdir.check_out_dir`). Returns the existing quickstart.json (None for
+    a new or empty DIR)."""
+    existing = check_output_dir(out, QUICKSTART_KIND)
+    if existing is None:
         return None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise InputError(f"--out {str(out)!r} is not writable")
-    names = [p.name for p in out.iterdir()]
-    if not names:
-        return None
-    foreign = [n for n in names if n not in _OURS and not _LEFTOVER.match(n)]
-    if foreign or MARKER not in names:
-        what = foreign[0] if foreign else names[0]
-        raise InputError(f"--out {str(out)!r} holds files that are not a quickstart's ({what!r}); "
-                         "choose a new directory")
-    try:
-        existing = json.loads((out / MARKER).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{str(out / MARKER)!r} is unreadable ({exc}); choose a new directory") from None
-    if not isinstance(existing, dict) or existing.get("schema") != SCHEMA:
-        raise InputError(f"{str(out / MARKER)!r} is not a quickstart record; choose a new directory")
     if existing.get("settings") != settings:
         diff = next(k for k in settings if (existing.get("settings") or {}).get(k) != settings[k])
         raise InputError(f"--out {str(out)!r} holds a quickstart with other settings ({diff}: "
@@ -91,7 +75,7 @@ def quickstart(out: Path, evals: int, top: int, int8: bool, threads: int | None,
 
     from hwnas.commands.export import models_table
     from hwnas.evaluation.accuracy import get_evaluator
-    from hwnas.export import export_run
+    from hwnas.deploy.pipeline import export_run
     from hwnas.profiling.profiler import MeasurePolicy, Profiler, resolve_threads
     from hwnas.report import build_report
     from hwnas.search.runner import SearchRequest, execute, prepare
@@ -120,7 +104,7 @@ def quickstart(out: Path, evals: int, top: int, int8: bool, threads: int | None,
             out.rmdir()
         raise
     record = existing or {"schema": SCHEMA, "settings": settings, "steps": {}, "status": "running",
-                          "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                          "created": now_iso()}
     record["status"] = "running"
     _save(out, record)
     started = time.perf_counter()
@@ -128,7 +112,7 @@ def quickstart(out: Path, evals: int, top: int, int8: bool, threads: int | None,
 
     def step(name: str, seconds: float) -> None:
         timings[name] = round(seconds, 2)
-        record["steps"][name] = {"seconds": timings[name], "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record["steps"][name] = {"seconds": timings[name], "finished": now_iso()}
         _save(out, record)
 
     def header(number: int, text: str) -> None:
@@ -182,7 +166,7 @@ def quickstart(out: Path, evals: int, top: int, int8: bool, threads: int | None,
         sys.exit(130)
 
     wall = time.perf_counter() - started
-    record.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), last_wall_seconds=round(wall, 2))
+    record.update(status="complete", finished=now_iso(), last_wall_seconds=round(wall, 2))
     _save(out, record)
     for warning in manifest.get("warnings", []):
         stderr.print(f"warning: {warning}", style="yellow", highlight=False)
