@@ -122,6 +122,7 @@ def test_manifest_fields_and_parity(work):
     on_disk = json.loads((work["export"] / "manifest.json").read_text())
     assert on_disk == json.loads(json.dumps(manifest))
     assert manifest["schema"] == "hwnas-export/1" and manifest["space"] == SPACE
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$", manifest["created"])  # hwnas.fileio.now_iso
     source = manifest["source"]
     assert source["kind"] == "run" and source["front_size"] == len(run.front)
     positions = source["selection"]["front_positions"]
@@ -199,6 +200,17 @@ print(json.dumps(out))
     assert set(accuracy) == {name for pair in files for name in pair}
     assert accuracy[first["file"]] == pytest.approx(first["test_accuracy"], abs=1e-12)
     assert accuracy[first["int8"]["file"]] == pytest.approx(first["int8"]["test_accuracy"], abs=1e-12)
+
+
+def test_one_profile_ref_for_search_and_export():
+    import hwnas.deploy.measure
+    import hwnas.deploy.pipeline
+    import hwnas.predictors.profiles
+    import hwnas.search.objectives
+
+    ref = hwnas.predictors.profiles.ProfileRef
+    assert hwnas.search.objectives.ProfileRef is ref is hwnas.deploy.pipeline.ProfileRef
+    assert hwnas.deploy.measure.ProfileRef is ref
 
 
 def test_spread_along_front_picks_ends_then_farthest():
