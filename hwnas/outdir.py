@@ -2,7 +2,8 @@
 
 A directory hwnas writes into must be one of:
 
-* new: it does not exist, and its parent is an existing, writable directory;
+* new: it does not exist, and its parent is an existing, writable directory (for a search run,
+  whose missing parents are created, the nearest existing ancestor);
 * empty;
 * an existing directory that provably holds an earlier hwnas output of the same kind: its
   marker file (a run's ``run.json``, an export's ``manifest.json``, a report's ``report.json``,
@@ -45,12 +46,16 @@ class OutputKind:
         schema: the marker's ``schema`` value (``"hwnas-run/1"``...).
         own: when set, the names (besides the marker) such a directory may hold; any other entry
             makes it foreign. None: any entries once the marker is there (a run directory).
+        parents: whether missing parent directories are created too (a search's ``--out``, as
+            ``hwnas search`` always did); then the nearest existing ancestor must be a writable
+            directory. False: the parent must exist.
     """
 
     name: str
     marker: str
     schema: str
     own: re.Pattern[str] | None = None
+    parents: bool = False
 
 
 def _refused_place(real: Path) -> str | None:
@@ -91,6 +96,8 @@ def check_out_dir(out: str | os.PathLike, kind: OutputKind, *, reuse: bool = Tru
         raise InputError(f"{option} {given!r} exists and is not a directory")
     if not real.exists():
         parent = real.parent
+        while kind.parents and not parent.exists() and parent != parent.parent:
+            parent = parent.parent
         if not parent.is_dir():
             raise InputError(f"{option} {given!r} cannot be created: {str(parent)!r} is not an existing directory")
         if not os.access(parent, os.W_OK | os.X_OK):

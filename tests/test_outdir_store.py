@@ -213,6 +213,12 @@ def test_store_refuses_what_is_not_a_run(tmp_path):
     with pytest.raises(InputError, match="no run.json"):
         read_run(foreign)
     assert check_out_dir(make_run(tmp_path / "run"), RUN_KIND)["schema"] == "hwnas-run/1"
+    # a search creates missing parents (as it always did); other outputs need an existing parent
+    assert inspect_out_dir(tmp_path / "runs" / "a" / "b") is None
+    with pytest.raises(InputError, match="cannot be created"):
+        check_out_dir(tmp_path / "runs" / "a" / "b", KIND)
+    with pytest.raises(InputError, match="cannot be created"):
+        inspect_out_dir(tmp_path / "run" / "run.json" / "sub")  # an ancestor is a file
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ IDENTITY = ("schema", "space", "plugin", "algo", "evals", "seed", "objectives", 
 
 
 #: What ``--out`` of a search may be (:mod:`hwnas.outdir`): new, empty, or a run to resume.
-RUN_KIND = OutputKind("run", RUN_JSON, SCHEMA)
+RUN_KIND = OutputKind("run", RUN_JSON, SCHEMA, parents=True)
 
 __all__ = ["EVALUATIONS", "HYPERVOLUME", "IDENTITY", "PARETO", "RUN_JSON", "RUN_KIND", "SCHEMA", "Run",
            "RunDirectory", "identity_mismatch", "inspect_out_dir", "now_iso", "read_rows", "read_run"]
