@@ -13,7 +13,8 @@ from hwnas.commands.common import emit, json_option, stderr
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Report directory [default: DIRECTORY/report]; a previous report there is replaced.")
+              help="Report directory [default: DIRECTORY/report]: new, empty, or a previous report "
+                   "(recognised by its report.json), which is replaced.")
 @click.option("--export", "export_dir", type=click.Path(path_type=Path), default=None,
               help="Export directory to mark on a run's plots [default: a sibling exported from the run].")
 @json_option
