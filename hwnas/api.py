@@ -105,11 +105,12 @@ def predict(profile_path: PathLike, config: Config | str, *, plugin: str | None 
 
 
 def measure(space: str, config: Config | str, *, ep: str = "cpu", threads: int | None = None,
-            shape: Mapping[str, int] | None = None, plugin: str | None = None) -> Timing:
+            shape: Mapping[str, int] | None = None, plugin: str | None = None,
+            supernet: Supernet | None = None) -> Timing:
     """Export one sub-network and time it here with the profiler's runner (median ms, spread)."""
     from hwnas.profiling.profiler import measure_subnet, resolve_threads
 
-    supernet = get_supernet(space, plugin)
+    supernet = supernet or get_supernet(space, plugin)
     return measure_subnet(supernet, _config(supernet, config), ep=ep, threads=resolve_threads(threads),
                           shape=dict(shape or {}))
 
@@ -138,3 +139,71 @@ def search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int
                             seed=seed, population=population, settings=dict(settings or {}),
                             evaluator=evaluator, supernet=supernet)
     return execute(prepare(request), progress)
+
+
+def export(run: PathLike | None = None, *, out: PathLike, top: int | None = None, space: str | None = None,
+           config: Config | str | None = None, int8: bool = False, ep: str | None = None,
+           threads: int | None = None, plugin: str | None = None,
+           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Export sub-networks as standalone, verified ONNX models into the new directory ``out``.
+
+    Either ``run`` (a complete search run: its validated Pareto front, or ``top`` models spread
+    along it) or ``space`` and ``config`` (one configuration). Each model is checked with
+    ``onnx.checker``, matched against PyTorch (≤ 1e-4), timed here beside each profile's
+    prediction, and scored on the test split where the supernet has one; ``int8`` adds an ONNX
+    Runtime INT8 variant of each. ``plugin`` must be given for a run of a plug-in's space: a
+    run directory never chooses the code hwnas imports.
+
+    Returns:
+        the manifest (``hwnas-export/1``, also written to ``out/manifest.json``).
+    """
+    from hwnas.deploy.accuracy import accuracy_source
+    from hwnas.deploy.measure import measurement_for
+    from hwnas.deploy.pipeline import check_export_dir, deploy, export_run
+    from hwnas.errors import InputError
+
+    if run is not None and config is not None:
+        raise InputError("give either --run DIR or --space S --config JSON, not both")
+    if run is None and config is None:
+        raise InputError("missing --run DIR (or --space S --config JSON)")
+    if top is not None and run is None:
+        raise InputError("--top only applies to --run")
+    if run is not None:
+        return export_run(run, out, top=top, space=space, plugin=plugin, int8=int8, ep=ep, threads=threads,
+                          progress=progress)
+    if space is None:
+        raise InputError("--config needs --space")
+    supernet = get_supernet(space, plugin)
+    chosen = _config(supernet, config)
+    check_export_dir(out)
+    measurement = measurement_for(supernet, [], ep, threads)
+    return deploy(supernet, [{"config": chosen}], Path(out), measurement=measurement,
+                  accuracy=accuracy_source(supernet, batch=measurement.shape.get("batch", 1)), int8=int8,
+                  extra={"source": {"kind": "configs"}}, progress=progress)
+
+
+def report(directory: PathLike, *, export: PathLike | None = None, out: PathLike | None = None) -> dict[str, Any]:
+    """PNG plots and ``report.md`` for a search run or an export directory, into ``out``
+    (default ``DIRECTORY/report``; new, empty, or an earlier report, which is replaced).
+
+    Returns:
+        ``{"schema", "report", "markdown", "plots", "run", "export", "created"}``.
+    """
+    from hwnas.report import build_report
+
+    return build_report(directory, out, export)
+
+
+def quickstart(out: PathLike, *, space: str | None = None, evals: int = 150, top: int = 5, int8: bool = True,
+               threads: int | None = None, seed: int = 0, events: Any = None) -> dict[str, Any]:
+    """Profile, search (LINAS: accuracy vs latency), export and report ``space`` (default: the
+    built-in default, ``bert-mini``) on this CPU into ``out``; resumable (:mod:`hwnas.quickstart`).
+
+    Returns:
+        the summary: paths, settings, per-step seconds, the exported models.
+    """
+    from hwnas.quickstart import run_quickstart
+    from hwnas.supernets.registry import DEFAULT_SPACE
+
+    return run_quickstart(out, space=space or DEFAULT_SPACE, evals=evals, top=top, int8=int8, threads=threads,
+                          seed=seed, events=events).summary

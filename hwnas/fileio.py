@@ -1,9 +1,11 @@
-"""Atomic file writes shared by the profile, the run directory and the manifests."""
+"""Atomic file writes and the timestamp shared by the profile, the run directory, the manifests
+and the reports."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -31,3 +33,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with seconds (``2026-01-01T12:00:00+00:00``): the one form of
+    every time hwnas records in a file (run.json, manifest.json, report.json, quickstart.json)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

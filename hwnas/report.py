@@ -17,7 +17,8 @@ Files written to the report directory:
 * ``int8.png`` — exported models with INT8 variants: test accuracy against measured latency,
   an arrow from each FP32 model to its INT8 variant.
 * ``report.md`` — the summary embedding the plots, with tables of the front and the exported
-  models; ``report.json`` — the list of files and the inputs used.
+  models; ``report.json`` (schema ``hwnas-report/1``) — the list of files and the inputs used;
+  it marks the directory as a report, which a later report may replace.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,10 +34,15 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import InputError
-from hwnas.export import Run, read_run
+from hwnas.fileio import now_iso
+from hwnas.outdir import OutputKind, staged_output
+from hwnas.search.store import Run, read_run
 
 REPORT_SCHEMA = "hwnas-report/1"
-_OURS = re.compile(r"^(report\.md|report\.json|[A-Za-z0-9_.:-]+\.png)$")
+#: A report directory: recognised only by its ``report.json`` (:data:`REPORT_SCHEMA`), and holding
+#: nothing but report files, since a rebuilt report replaces it whole.
+REPORT_KIND = OutputKind("report", "report.json", REPORT_SCHEMA,
+                         own=re.compile(r"^(report\.md|[A-Za-z0-9_.:-]+\.png)$"))
 
 
 def _plt():
@@ -461,24 +464,13 @@ def default_report_dir(directory: Path) -> Path:
     return Path(directory) / "report"
 
 
-def _check_report_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} exists and is not a directory")
-    if out.is_dir():
-        foreign = [p.name for p in out.iterdir() if not (p.is_file() and _OURS.match(p.name))]
-        if foreign:
-            raise InputError(f"--out {str(out)!r} holds files a report does not write ({foreign[0]!r}); "
-                             "choose another directory")
-    if not out.resolve().parent.is_dir():
-        raise InputError(f"parent directory of --out {str(out)!r} does not exist")
-
-
 def build_report(directory: str | os.PathLike, out: str | os.PathLike | None = None,
                  export_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write the report of a run or export directory into ``out`` (default ``<DIR>/report``).
 
-    ``out`` may be new, or a previous report (only report files in it): it is then replaced
-    as a whole (written to a temporary sibling, renamed at the end).
+    ``out`` may be new, empty, or a previous report (its ``report.json`` and only report files):
+    it is then replaced as a whole (written to a temporary sibling, renamed at the end). Any other
+    directory, e.g. one of the user's own ``.png`` files, is refused (:mod:`hwnas.outdir`).
 
     Returns:
         ``{"schema", "report", "markdown", "plots": [...], "run", "export", "created"}``.
@@ -486,13 +478,10 @@ def build_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
     directory = Path(directory)
     run, export_path, manifest = resolve_inputs(directory, Path(export_dir) if export_dir else None)
     out = Path(out) if out is not None else default_report_dir(directory)
-    _check_report_dir(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent))
-    os.chmod(staging, 0o755)
-    try:
+    with staged_output(out, REPORT_KIND, replace=True) as staging:
+        created = now_iso()
         plots: list[str] = []
-        lines = ["# hwnas report", "",
-                 f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %z')} from `{directory}`.", ""]
+        lines = ["# hwnas report", "", f"Generated {created} from `{directory}`.", ""]
         front_plots: list[str] = []
         hv = None
         if run is not None:
@@ -518,14 +507,7 @@ def build_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
             "plots": [str(out / p) for p in plots],
             "run": str(run.path) if run else None,
             "export": str(export_path) if export_path else None,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created": created,
         }
         (staging / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
-        _check_report_dir(out)
-        if out.is_dir():
-            shutil.rmtree(out)  # checked: holds only report files
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return summary

@@ -1,8 +1,8 @@
 """Deployment: export of a run's Pareto front (FP32 + INT8), the report, and bad inputs.
 
-The run directory is written here by hand, following the run-directory contract (run.json,
-evaluations.jsonl, pareto.json, hypervolume.csv), with a synthetic profile of this machine, so
-these tests do not depend on the search package.
+The run directory is written through the run store (:class:`hwnas.search.store.RunDirectory`,
+the writer a search uses) with made-up objective values and a synthetic profile of this machine,
+so these tests do not depend on the search algorithms.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,12 +23,15 @@ import torch
 
 from hwnas.errors import InputError
 from hwnas.evaluation.accuracy import WeightSharingEvaluator
-from hwnas.export import export_run, read_run, spread_along_front
+from hwnas.deploy.accuracy import accuracy_source
+from hwnas.deploy.pipeline import export_run
+from hwnas.deploy.select import spread_along_front
 from hwnas.predictors.latency import LatencyPredictor
 from hwnas.profiling.fingerprint import device_fingerprint, device_id
 from hwnas.profiling.profile import Profile
 from hwnas.profiling.profiler import MeasurePolicy
 from hwnas.report import build_report, nondominated_2d
+from hwnas.search.store import RunDirectory, read_run
 from hwnas.supernets.bert import make_bert_supernet
 
 SPACE = "bert-mini"
@@ -52,39 +56,38 @@ def write_profile(net, path: Path) -> Path:
 
 
 def write_run(net, run: Path, profile: Path, *, n: int = 10, status: str = "complete", evals: int | None = None) -> Path:
-    """A run directory by the contract: accuracy (made up, deterministic) and latency (predictor)."""
-    run.mkdir(parents=True)
+    """A run directory written by the run store: accuracy (made up, deterministic) and latency
+    (predictor); ``status`` and ``evals`` as given."""
     space = net.space
     configs = space.sample(n, seed=3, unique=True)
     latency = LatencyPredictor.load(str(profile), net).predict(configs)
     accuracy = [0.55 + 0.05 * c["D"] + 0.01 * sum(c["A"]) / c["D"] for c in configs]
-    rows, hv_rows = [], []
     ref = (0.5, float(max(latency)) * 1.1)
-    for i, (c, acc, ms) in enumerate(zip(configs, accuracy, latency)):
-        rows.append({"index": i, "config": c, "key": space.key(c),
-                     "objectives": {"accuracy": acc, "latency": float(ms)}, "validated": True, "wall_s": 0.1})
-        acc_arr = np.array([r["objectives"]["accuracy"] for r in rows])
-        lat_arr = np.array([r["objectives"]["latency"] for r in rows])
-        keep = nondominated_2d(lat_arr, acc_arr, True)
-        hv, last = 0.0, ref[1]
-        for j in keep[::-1]:  # from slowest to fastest
-            hv += (last - lat_arr[j]) * (acc_arr[j] - ref[0])
-            last = lat_arr[j]
-        hv_rows.append(f"{i + 1},{hv}")
-    front = [rows[j] for j in keep]
-    front.sort(key=lambda r: r["objectives"]["accuracy"])
-    meta = {"schema": "hwnas-run/1", "status": status, "space": SPACE, "plugin": None, "algo": "random",
+    meta = {"schema": "hwnas-run/1", "status": "running", "space": SPACE, "plugin": None, "algo": "random",
             "evals": evals or n, "seed": 0,
             "objectives": [{"name": "accuracy", "maximize": True, "unit": ""},
                            {"name": "latency", "maximize": False, "unit": "ms"}],
             "profiles": [{"path": str(profile), "label": "here", "device_id": "test"}],
             "reference_point": list(ref), "settings": {}, "versions": {}, "fingerprints": [],
-            "created": "2026-01-01T00:00:00", "finished": None}
-    (run / "run.json").write_text(json.dumps(meta))
-    (run / "evaluations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run / "pareto.json").write_text(json.dumps({"objectives": ["accuracy", "latency"], "front": [
-        {"index": r["index"], "config": r["config"], "objectives": r["objectives"]} for r in front]}))
-    (run / "hypervolume.csv").write_text("evaluations,hypervolume\n" + "\n".join(hv_rows) + "\n")
+            "created": "2026-01-01T00:00:00+00:00", "finished": None}
+    store = RunDirectory.open(run, meta)
+    series = []
+    for i, (c, acc, ms) in enumerate(zip(configs, accuracy, latency)):
+        store.append({"index": i, "config": c, "key": space.key(c),
+                      "objectives": {"accuracy": acc, "latency": float(ms)}, "validated": True, "wall_s": 0.1})
+        acc_arr = np.array([r["objectives"]["accuracy"] for r in store.rows])
+        lat_arr = np.array([r["objectives"]["latency"] for r in store.rows])
+        keep = nondominated_2d(lat_arr, acc_arr, True)
+        hv, last = 0.0, ref[1]
+        for j in keep[::-1]:  # from slowest to fastest
+            hv += (last - lat_arr[j]) * (acc_arr[j] - ref[0])
+            last = lat_arr[j]
+        series.append(float(hv))
+    front = sorted((store.rows[j] for j in keep), key=lambda r: r["objectives"]["accuracy"])
+    store.write_pareto(["accuracy", "latency"], front)
+    store.write_hypervolume(series)
+    store.update(status=status)
+    store.close()
     return run
 
 
@@ -120,6 +123,7 @@ def test_manifest_fields_and_parity(work):
     on_disk = json.loads((work["export"] / "manifest.json").read_text())
     assert on_disk == json.loads(json.dumps(manifest))
     assert manifest["schema"] == "hwnas-export/1" and manifest["space"] == SPACE
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$", manifest["created"])  # hwnas.fileio.now_iso
     source = manifest["source"]
     assert source["kind"] == "run" and source["front_size"] == len(run.front)
     positions = source["selection"]["front_positions"]
@@ -172,8 +176,9 @@ def test_int8_variant_loads_without_hwnas_and_matches_manifest(work):
         assert meta["hwnas.variant"] == "int8-dynamic"
     # a plain process: onnxruntime only, no hwnas. Every file loads and runs; the first model's
     # FP32 and INT8 test accuracies are recomputed independently, one example per call.
-    task = work["evaluator"].task.test
-    np.savez(work["root"] / "test.npz", ids=task.input_ids, mask=task.attention_mask, labels=task.labels)
+    split = accuracy_source(work["net"], work["evaluator"]).split
+    feeds = split.feeds(np.arange(len(split)))
+    np.savez(work["root"] / "test.npz", labels=split.labels, **{f"in_{k}": v for k, v in feeds.items()})
     first = manifest["models"][0]
     script = f"""
 import json, sys, numpy as np, onnxruntime as ort
@@ -183,8 +188,7 @@ so.intra_op_num_threads = 1
 out = {{}}
 for name in {[name for pair in files for name in pair]!r}:
     s = ort.InferenceSession({str(export)!r} + '/' + name, so, providers=['CPUExecutionProvider'])
-    feed = lambda i: {{'input_ids': d['ids'][i:i + 1], 'attention_mask': d['mask'][i:i + 1],
-                      'token_type_ids': np.zeros_like(d['ids'][i:i + 1])}}
+    feed = lambda i: {{k[3:]: d[k][i:i + 1] for k in d.files if k.startswith('in_')}}
     n = len(d['labels']) if name in {[first['file'], first['int8']['file']]!r} else 1
     pred = np.array([s.run(None, feed(i))[0].argmax(-1)[0] for i in range(n)])
     out[name] = float((pred == d['labels'][:n]).mean())
@@ -197,6 +201,17 @@ print(json.dumps(out))
     assert set(accuracy) == {name for pair in files for name in pair}
     assert accuracy[first["file"]] == pytest.approx(first["test_accuracy"], abs=1e-12)
     assert accuracy[first["int8"]["file"]] == pytest.approx(first["int8"]["test_accuracy"], abs=1e-12)
+
+
+def test_one_profile_ref_for_search_and_export():
+    import hwnas.deploy.measure
+    import hwnas.deploy.pipeline
+    import hwnas.predictors.profiles
+    import hwnas.search.objectives
+
+    ref = hwnas.predictors.profiles.ProfileRef
+    assert hwnas.search.objectives.ProfileRef is ref is hwnas.deploy.pipeline.ProfileRef
+    assert hwnas.deploy.measure.ProfileRef is ref
 
 
 def test_spread_along_front_picks_ends_then_farthest():
@@ -232,7 +247,7 @@ def test_report_files_for_export_and_run(work):
     assert any(p.endswith("front_latency.png") for p in again["plots"]) and again["export"] is not None
     build_report(work["run"], out=work["root"] / "run-report")
     (work["root"] / "run-report" / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="report does not write"):
+    with pytest.raises(InputError, match="'notes.txt', which is not part of an hwnas report"):
         build_report(work["run"], out=work["root"] / "run-report")
     assert (work["root"] / "run-report" / "notes.txt").read_text() == "mine"
 
@@ -304,14 +319,14 @@ def test_cli_export_top1_json_then_report(work, tmp_path):
 
 
 def test_quickstart_refuses_foreign_or_other_settings_dir(tmp_path):
-    from hwnas.commands.quickstart import check_out_dir
+    from hwnas.quickstart import check_quickstart_dir as check_out_dir
 
     settings = {"space": SPACE, "evals": 150, "top": 5, "int8": True, "threads": 1, "seed": 0}
     assert check_out_dir(tmp_path / "new", settings) is None
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("user data")
-    with pytest.raises(InputError, match="not a quickstart's"):
+    with pytest.raises(InputError, match="not part of an hwnas quickstart"):
         check_out_dir(mine, settings)
     previous = tmp_path / "previous"
     (previous / "search").mkdir(parents=True)
@@ -321,5 +336,10 @@ def test_quickstart_refuses_foreign_or_other_settings_dir(tmp_path):
     with pytest.raises(InputError, match="evals: 150 there vs 60 now"):
         check_out_dir(previous, {**settings, "evals": 60})
     result = hwnas("quickstart", "--out", str(mine), "--threads", "1")
-    assert result.returncode == 2 and "not a quickstart's" in result.stderr
+    assert result.returncode == 2 and "not part of an hwnas quickstart" in result.stderr
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # a budget below one LINAS population is refused before anything is profiled or written
+    started = time.perf_counter()
+    result = hwnas("quickstart", "--out", str(tmp_path / "few"), "--evals", "10", "--threads", "1")
+    assert result.returncode == 2 and "--evals 10 is smaller than one population of linas (50)" in result.stderr
+    assert not (tmp_path / "few").exists() and time.perf_counter() - started < 60

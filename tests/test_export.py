@@ -6,7 +6,8 @@ import onnxruntime as ort
 import pytest
 
 from hwnas.errors import InputError
-from hwnas.export import export_configs, onnx_param_count
+from hwnas.deploy.parity import onnx_param_count
+from hwnas.deploy.pipeline import export_configs
 
 
 @pytest.mark.parametrize("name", ["bert-mini", "bert-linas"])

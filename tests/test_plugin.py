@@ -129,8 +129,12 @@ def test_search_then_export_the_front_from_the_cli(net, profile, tmp_path):
     front = json.loads((runs / "pareto.json").read_text())["front"]
     assert front and max(p["objectives"]["accuracy"] for p in front) >= 0.9
 
-    out = tmp_path / "export"  # the plug-in is named in run.json: no --supernet needed
-    result = run("export", "--run", str(runs), "--top", "2", "--threads", "1", "--out", str(out), "--json")
+    out = tmp_path / "export"
+    # run.json names the plug-in, but a run directory never chooses the code hwnas imports
+    refused = run("export", "--run", str(runs), "--top", "2", "--threads", "1", "--out", str(out))
+    assert refused.returncode == 2 and f"--supernet {SPEC}" in refused.stderr and not out.exists()
+    result = run("export", "--run", str(runs), "--supernet", SPEC, "--top", "2", "--threads", "1",
+                 "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
     models = json.loads(result.stdout)["models"]
     assert len(models) == 2

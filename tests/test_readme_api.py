@@ -31,7 +31,7 @@ def test_python_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
     for model in manifest["models"]:
         assert (tmp_path / "models" / model["file"]).is_file() and model["parity_max_abs_diff"] <= 1e-4
         assert 0.5 < model["test_accuracy"] <= 1 and model["measured_ms"] > 0
-    assert (tmp_path / "report" / "report.md").is_file()
+    assert (tmp_path / "run" / "report" / "report.md").is_file()
 
 
 def test_check_supernet_snippet_runs_as_written():

@@ -22,7 +22,7 @@ from hwnas.profiling.profile import Profile
 from hwnas.search.archive import Archive
 from hwnas.search.driver import SearchRequest, execute, prepare, search
 from hwnas.search.executor import LocalExecutor
-from hwnas.search.run import RunDirectory, read_run
+from hwnas.search.store import RunDirectory, read_run
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -145,7 +145,8 @@ def test_one_latency_objective_per_profile(tmp_path, bert_nets, mini_profiles):
                                   constraints=[f"latency:cpu-bbbb<={bound}"], population=10, supernet=net))
     names = [o["name"] for o in result.objectives]
     assert names == ["latency:cpu-aaaa", "latency:cpu-bbbb", "params"]
-    header, rs = read_run(result.out)
+    run = read_run(result.out)
+    header, rs = run.meta, run.evaluations
     assert [p["label"] for p in header["profiles"]] == ["cpu-aaaa", "cpu-bbbb"]
     assert header["constraints"] == [f"latency:cpu-bbbb<={bound}"]
     assert len(header["reference_point"]) == 3

@@ -43,9 +43,9 @@ import onnxruntime as ort
 import torch
 
 import hwnas
-from hwnas.export import quantize_int8
+from hwnas.onnx_export import export_onnx
+from hwnas.deploy.quantize import quantize_int8
 from hwnas.profiling.fingerprint import device_fingerprint, device_id
-from hwnas.profiling.onnx_export import export_onnx
 from hwnas.profiling.timing import make_session, pin_threads
 from hwnas.supernets.registry import get_supernet
 

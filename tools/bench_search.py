@@ -36,7 +36,7 @@ import torch
 
 from hwnas.errors import InputError
 from hwnas.search.pareto import hypervolume, non_dominated_mask, to_minimization
-from hwnas.search.run import read_run
+from hwnas.search.store import read_run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,7 +79,7 @@ def ensure_profile(args: argparse.Namespace, supernet) -> Path:
 def series_of(out: Path, names: list[str], maximize: list[bool], ref: list[float], budget: int) -> np.ndarray:
     """Hypervolume after each validated evaluation (recomputed against one common reference
     point so that all runs compare), padded with the last value to ``budget``."""
-    _, rows = read_run(out)
+    rows = read_run(out, require_complete=False).evaluations
     F = to_minimization(np.array([[r["objectives"][n] for n in names] for r in rows]), maximize)
     ref_min = to_minimization(np.asarray(ref), maximize)
     hv, front, out_series = 0.0, np.zeros((0, len(names))), []
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             log(f"[{done}/{total}] {algo} seed {seed}: HV {result.hypervolume:.5g}, front {len(result.front)}, "
                 f"{walls[algo][-1]:.0f} s")
 
-    header, _ = read_run(runs[algos[0]][seeds[0]])
+    header = read_run(runs[algos[0]][seeds[0]], require_complete=False).meta
     names = [o["name"] for o in header["objectives"]]
     maximize = [o["maximize"] for o in header["objectives"]]
     ref = header["reference_point"]
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     loop_costs = []
     if "linas" in algos:
         for s in seeds:
-            h, _ = read_run(runs["linas"][s])
+            h = read_run(runs["linas"][s], require_complete=False).meta
             for lp in (h.get("result") or {}).get("loops", []):
                 loop_costs.append(lp["fit_s"] + lp["inner_s"])
 
@@ -255,7 +255,7 @@ def plot(args, curves, stats, runs, labels, names, maximize, seeds) -> None:
     axes[0].legend()
     if len(names) == 2:
         for a in curves:
-            _, rows = read_run(runs[a][seeds[0]])
+            rows = read_run(runs[a][seeds[0]], require_complete=False).evaluations
             F = np.array([[r["objectives"][n] for n in names] for r in rows])
             front = F[non_dominated_mask(to_minimization(F, maximize))]
             front = front[np.argsort(front[:, 1])]

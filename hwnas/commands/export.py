@@ -9,7 +9,6 @@ from rich import box
 from rich.table import Table
 
 from hwnas.commands.common import emit, json_option, stderr, supernet_option
-from hwnas.errors import InputError
 
 
 def config_summary(config: dict) -> str:
@@ -73,39 +72,10 @@ def export(run_dir: Path | None, top: int | None, space: str | None, config_text
     Each model: onnx.checker, ONNX Runtime vs PyTorch parity (<= 1e-4), latency measured here
     beside each profile's prediction, test accuracy where the supernet has an evaluator.
     """
-    from hwnas.export import (
-        accuracy_source,
-        deploy,
-        export_run,
-        measurement_for,
-        prepare_output_dir,
-    )
-    from hwnas.space import parse_config
-    from hwnas.supernets.registry import get_supernet
+    from hwnas import api
 
-    if run_dir is not None and config_text is not None:
-        raise InputError("give either --run DIR or --space S --config JSON, not both")
-    if run_dir is None and config_text is None:
-        raise InputError("missing --run DIR (or --space S --config JSON)")
-    if top is not None and run_dir is None:
-        raise InputError("--top only applies to --run")
-
-    def say(message: str) -> None:
-        stderr.print(message, highlight=False)
-
-    if run_dir is not None:
-        manifest = export_run(run_dir, out, top=top, space=space, plugin=plugin, int8=int8, ep=ep,
-                              threads=threads, progress=say)
-    else:
-        if space is None:
-            raise InputError("--config needs --space")
-        supernet = get_supernet(space, plugin)
-        config = parse_config(config_text, supernet.space)
-        prepare_output_dir(out)
-        measurement = measurement_for(supernet, [], ep, threads)
-        manifest = deploy(supernet, [{"config": config}], out, measurement=measurement,
-                          accuracy=accuracy_source(supernet, batch=measurement.shape.get("batch", 1)), int8=int8,
-                          extra={"source": {"kind": "configs"}}, progress=say)
+    manifest = api.export(run_dir, out=out, top=top, space=space, config=config_text, int8=int8, ep=ep,
+                          threads=threads, plugin=plugin, progress=lambda m: stderr.print(m, highlight=False))
     for warning in manifest["warnings"]:
         stderr.print(f"warning: {warning}", style="yellow", highlight=False)
     emit(manifest, as_json, models_table(manifest, f"exported to {out} ({manifest['wall_seconds']:.1f} s)"))

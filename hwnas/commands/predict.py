@@ -32,16 +32,13 @@ def predict(profile_path: Path, config_text: str, shape_items: tuple[str, ...], 
     checks it: a value that differs from the profile's is refused (exit 2); profile again with
     that --shape to predict there.
     """
-    from hwnas.predictors.latency import LatencyPredictor
-    from hwnas.profiling.profile import load_profile
+    from hwnas import api
     from hwnas.space import parse_config
-    from hwnas.supernets.registry import get_supernet
 
-    profile = load_profile(profile_path)
-    supernet = get_supernet(profile.space, plugin)
+    predictor = api.load_predictor(profile_path, plugin=plugin)
+    profile, supernet = predictor.profile, predictor.supernet
     config = parse_config(config_text, supernet.space)
     _check_profile_shape(supernet, profile.shape, parse_shape(shape_items), profile_path)
-    predictor = LatencyPredictor(profile, supernet)
     for line in predictor.device_warnings():
         stderr.print(f"warning: profile was measured on another device: {line}", style="yellow")
     if not predictor.calibrated:
@@ -87,17 +84,16 @@ def _check_profile_shape(supernet: Supernet, measured: dict[str, int], wanted: d
 def measure(space: str, config_text: str, ep: str, threads: int | None, batch: int | None, seq_len: int | None,
             shape_items: tuple[str, ...], plugin: str | None, as_json: bool) -> None:
     """Export and time one sub-network for real (median ms and spread)."""
-    from hwnas.profiling.profiler import measure_subnet, resolve_threads
+    from hwnas import api
+    from hwnas.profiling.profiler import resolve_threads
     from hwnas.space import parse_config
-    from hwnas.supernets.registry import get_supernet
 
-    shape = parse_shape(shape_items, batch=batch, seq_len=seq_len)
-    supernet = get_supernet(space, plugin)
+    supernet = api.get_supernet(space, plugin)
     config = parse_config(config_text, supernet.space)
-    shape = supernet.resolve_shape(shape)
+    shape = supernet.resolve_shape(parse_shape(shape_items, batch=batch, seq_len=seq_len))
     threads = resolve_threads(threads)
     stderr.print(f"measuring {json.dumps(config)} on {ep} with {threads} threads …")
-    timing = measure_subnet(supernet, config, ep=ep, threads=threads, shape=shape)
+    timing = api.measure(space, config, ep=ep, threads=threads, shape=shape, supernet=supernet)
     result = {"space": space, "config": config, "ep": ep, "threads": threads,
               "shape": shape, **timing.to_dict(), "iqr_ms": timing.iqr_ms}
     table = Table(title=f"{space} on {ep} ({threads} threads)")

@@ -27,20 +27,17 @@ from hwnas.commands.common import emit, json_option, parse_shape, progress_bar, 
 def profile(space: str, ep: str, out: Path, threads: int | None, batch: int | None, seq_len: int | None,
             shape_items: tuple[str, ...], quick: bool, plugin: str | None, as_json: bool) -> None:
     """Measure every block of a space and a calibration set of whole sub-networks on this device."""
-    from hwnas.profiling.profiler import MeasurePolicy, Profiler
-    from hwnas.supernets.registry import get_supernet
+    from hwnas import api
+    from hwnas.profiling.profiler import resolve_threads
 
-    shape = parse_shape(shape_items, batch=batch, seq_len=seq_len)
-    supernet = get_supernet(space, plugin)
-    shape = supernet.resolve_shape(shape)
-    profiler = Profiler(supernet, out, ep=ep, threads=threads, shape=shape,
-                        policy=MeasurePolicy.quick() if quick else MeasurePolicy())
+    supernet = api.get_supernet(space, plugin)
+    shape = supernet.resolve_shape(parse_shape(shape_items, batch=batch, seq_len=seq_len))
+    threads = resolve_threads(threads)
     with progress_bar() as bar:
-        task = bar.add_task(f"profiling {space} ({ep}, {profiler.threads} threads)", total=None, item="")
-        result = profiler.run(
-            progress=lambda stage, key: bar.update(task, advance=1, item=f"{stage} {key}"[:60]),
-            on_start=lambda n: bar.update(task, total=n),
-        )
+        task = bar.add_task(f"profiling {space} ({ep}, {threads} threads)", total=None, item="")
+        result = api.profile(space, out, ep=ep, threads=threads, shape=shape, quick=quick, supernet=supernet,
+                             progress=lambda stage, key: bar.update(task, advance=1, item=f"{stage} {key}"[:60]),
+                             on_start=lambda n: bar.update(task, total=n))
     summary = {
         "profile": str(out),
         "space": space,

@@ -16,11 +16,9 @@ def spaces(plugin: str | None, as_json: bool) -> None:
 
     Valid configurations are exact; "unknown" (JSON null) for a space with constraints too large
     to count by enumeration."""
-    from hwnas.supernets.registry import builtin_spaces, load_plugin
+    from hwnas import api
 
-    found = dict(builtin_spaces())
-    if plugin:
-        found.update({name: net.space for name, net in load_plugin(plugin).items()})
+    found = api.spaces(plugin)
     described = [space.describe() for space in found.values()]
     table = Table(title="search spaces")
     for column in ("space", "supernet", "dimensions", "genes", "valid configurations"):

@@ -148,7 +148,6 @@ class PluginEvaluator(_Cached):
     def __init__(self, supernet: Supernet):
         super().__init__(supernet)
         self.description = f"{supernet.space.name} plug-in evaluate() ({type(supernet).__name__})"
-        self._has_test: bool | None = None
 
     def evaluate(self, configs: list[Config]) -> np.ndarray:
         return self._cached("validation", configs, self.supernet.evaluate)

@@ -21,13 +21,13 @@ import numpy as np
 import psutil
 
 import hwnas
+from hwnas.onnx_export import export_onnx_bytes
 from hwnas.errors import InputError
 from hwnas.profiling.fingerprint import (
     device_fingerprint,
     device_id,
     fingerprint_differences,
 )
-from hwnas.profiling.onnx_export import export_onnx_bytes
 from hwnas.profiling.profile import Profile, load_profile
 from hwnas.profiling.timing import (
     Timing,

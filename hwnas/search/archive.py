@@ -26,7 +26,7 @@ from hwnas.errors import InputError
 from hwnas.search.executor import Executor, LocalExecutor
 from hwnas.search.pareto import hypervolume, non_dominated_mask
 from hwnas.search.problem import Problem
-from hwnas.search.run import RunDirectory
+from hwnas.search.store import RunDirectory
 
 
 @dataclass

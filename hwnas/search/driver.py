@@ -47,7 +47,7 @@ from hwnas.search.archive import Archive, ProgressEvent
 from hwnas.search.executor import Executor
 from hwnas.search.objectives import ObjectiveFactory, parse_constraints
 from hwnas.search.problem import Problem
-from hwnas.search.run import (
+from hwnas.search.store import (
     SCHEMA,
     RunDirectory,
     identity_mismatch,

@@ -24,7 +24,6 @@ be constrained (a constraint must be known before anything is validated).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import InputError
+from hwnas.predictors.profiles import ProfileRef, load_profiles  # noqa: F401  (ProfileRef: re-exported)
 from hwnas.search.genes import RowCache, configs_of
 from hwnas.supernets.base import Supernet
 
@@ -75,71 +75,6 @@ class Objective:
     def describe(self) -> dict[str, Any]:
         """The run.json form: name, sense and unit."""
         return {"name": self.name, "maximize": self.maximize, "unit": self.unit}
-
-
-@dataclass(frozen=True)
-class ProfileRef:
-    """A profile file opened for a search: its label and predictor.
-
-    Attributes:
-        path: as given by the user.
-        label: device id, or the file stem when two profiles share a device id.
-        device_id: the profile's device id.
-        sha256: of the file's bytes (a resumed run refuses a profile that changed).
-        device: the profile's device fingerprint.
-        predictor: the calibrated latency predictor.
-    """
-
-    path: str
-    label: str
-    device_id: str
-    sha256: str
-    device: Mapping[str, Any]
-    predictor: Any
-
-    def describe(self) -> dict[str, Any]:
-        return {"path": self.path, "label": self.label, "device_id": self.device_id, "sha256": self.sha256}
-
-
-def load_profiles(paths: Sequence[str | Path], supernet: Supernet) -> list[ProfileRef]:
-    """Open profiles for a search over ``supernet``'s space and label them.
-
-    Raises:
-        InputError: a missing, corrupt or incomplete profile, one of another space, or the same
-            file given twice.
-    """
-    from hwnas.predictors.latency import LatencyPredictor
-    from hwnas.profiling.profile import load_profile
-
-    loaded = []
-    seen_hashes: dict[str, str] = {}
-    for raw in paths:
-        path = str(raw)
-        profile = load_profile(path, space=supernet.name)
-        if not profile.blocks:
-            raise InputError(f"profile {path!r} has no measured blocks")
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        if digest in seen_hashes:
-            raise InputError(f"profile {path!r} is the same file as {seen_hashes[digest]!r}")
-        seen_hashes[digest] = path
-        device_id = str(profile.device.get("id") or Path(path).stem)
-        predictor = LatencyPredictor(profile, supernet)
-        # All blocks of the space must be in the profile, or prediction fails mid-search.
-        missing = sorted(set(supernet.all_blocks(profile.shape)) - set(profile.blocks))
-        if missing:
-            raise InputError(f"profile {path!r} is incomplete: no measurement of block {missing[0]!r} "
-                             f"({len(missing)} missing); rerun `hwnas profile` to finish it")
-        loaded.append((path, device_id, digest, dict(profile.device), predictor))
-    ids = [d for _, d, *_ in loaded]
-    refs = []
-    for path, device_id, digest, device, predictor in loaded:
-        label = device_id if ids.count(device_id) == 1 else Path(path).stem
-        refs.append(ProfileRef(path, label, device_id, digest, device, predictor))
-    labels = [r.label for r in refs]
-    if len(set(labels)) != len(labels):
-        dup = next(x for x in labels if labels.count(x) > 1)
-        raise InputError(f"two profiles are labelled {dup!r} (same device id and file name); rename one file")
-    return refs
 
 
 def _loss_settings(settings: Sequence[Any] | None) -> list[Any]:

@@ -147,7 +147,7 @@ def check_supernet(supernet: Supernet, *, shape: Mapping[str, int] | None = None
 def _check_export(supernet: Supernet, label: str, configs: Sequence[Config], shape: Shape, tolerance: float) -> float:
     import onnxruntime as ort
 
-    from hwnas.profiling.onnx_export import export_onnx  # TODO(merge): hwnas.deploy.onnx
+    from hwnas.onnx_export import export_onnx
 
     worst = 0.0
     feeds = supernet.parity_inputs(shape)

@@ -1,8 +1,12 @@
-"""Export a PyTorch module to an in-memory ONNX model.
+"""Export a PyTorch module to an in-memory ONNX model (the one exporter of hwnas: the profiler
+times what this writes, and ``hwnas export`` saves it).
 
 Uses the TorchScript-based exporter (``dynamo=False``): on this project's 2-core machine it
 exports a BERT-base encoder layer several times faster than the dynamo exporter, and our
-modules are plain tensor code that it traces exactly. ``tools/bench_export.py`` measures both.
+modules are plain tensor code that it traces exactly.
+
+A ground-floor module: it imports only torch, onnx and numpy, so the profiler (blocks), the
+supernet checks and :mod:`hwnas.deploy` all use it and every dependency stays one-way.
 """
 
 from __future__ import annotations
