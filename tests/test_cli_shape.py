@@ -40,7 +40,9 @@ def test_parse_shape_refuses_malformed_and_disagreeing_items(items, shorthands, 
 
 @pytest.mark.parametrize("args, needle", [
     (("--shape", "resolution=224"), "'resolution'"),
-    (("--shape", "seq_len=0"), "seq_len must be a positive integer, got 0"),
+    (("--shape", "seq_len=0"), "seq_len must be an integer in [1, 65536], got 0"),
+    (("--batch", "10000000"), "batch must be an integer in [1, 65536], got 10000000"),  # not a 164 GB allocation
+    (("--threads", "1000"), "--threads must be an integer in [1, "),
     (("--shape", "seq_len=x"), "seq_len=x"),
     (("--seq-len", "16", "--shape", "seq_len=32"), "disagrees with --seq-len 16"),
 ])

@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from hwnas.errors import InputError
 from hwnas.supernets.base import Supernet
-from hwnas.task import Feeds, Split
+from hwnas.task import Split
 
 
 @dataclass

@@ -34,6 +34,7 @@ from hwnas.onnx_export import OPSET, export_onnx
 from hwnas.deploy.parity import PARITY_TOLERANCE, onnx_param_count, output_difference, verify_parity
 from hwnas.deploy.quantize import INT8_METHOD, int8_file_name, quantize_int8
 from hwnas.deploy.select import SPREAD_METHOD, spread_along_front
+from hwnas.checks import check_int
 from hwnas.errors import InputError
 from hwnas.fileio import now_iso
 from hwnas.outdir import OutputKind, check_out_dir, staged_output
@@ -332,8 +333,8 @@ def export_run(
     from hwnas.supernets.registry import get_supernet
 
     out = Path(out)
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise InputError(f"--top must be a positive integer, got {top!r}")
+    if top is not None:
+        top = check_int("--top", top, 1)
     run = read_run(run_dir, space=space, require_complete=True)
     check_export_dir(out)
     if not run.front:

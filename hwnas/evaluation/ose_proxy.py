@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hwnas.checks import Float, Int, check_settings
 from hwnas.errors import InputError
 from hwnas.space import Config
 from hwnas.supernets.base import Supernet
@@ -46,12 +47,9 @@ class BriefTraining:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, lo in (("steps", 0), ("batch", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-                raise InputError(f"brief training {name} must be an integer >= {lo}, got {value!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < 1:
-            raise InputError(f"brief training lr must be in (0, 1), got {self.lr!r}")
+        check_settings({"steps": self.steps, "batch": self.batch, "lr": self.lr, "seed": self.seed},
+                       {"steps": Int(0), "batch": Int(1), "lr": Float(0.0, 1.0, lo_open=True, hi_open=True),
+                        "seed": Int(0)}, prefix="brief training ")
 
 
 def _batches(n: int, steps: int, batch: int, seed: int) -> list[np.ndarray]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hwnas.checks import Float, Int, Probability, check_settings
 from hwnas.errors import InputError
 from hwnas.space import Config, SearchSpace
 from hwnas.supernets.base import Supernet
@@ -49,18 +50,13 @@ class TrainingSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.distill <= 1.0:
-            raise InputError(f"distill must be in [0, 1], got {self.distill!r}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise InputError(f"warmup must be in [0, 1), got {self.warmup!r}")
-        if not self.lr > 0:
-            raise InputError(f"lr must be > 0, got {self.lr!r}")
-        if isinstance(self.n_random, bool) or not isinstance(self.n_random, int) or self.n_random < 0:
-            raise InputError(f"n_random must be an integer >= 0, got {self.n_random!r}")
+        check_settings(asdict(self), SCHEMA)
+
+
+SCHEMA = {"steps": Int(1), "batch": Int(1), "lr": Float(0.0, lo_open=True), "weight_decay": Float(0.0),
+          "warmup": Float(0.0, 1.0, hi_open=True), "n_random": Int(0), "distill": Probability(),
+          "clip": Float(0.0), "seed": Int(0)}
+"""The check of every :class:`TrainingSettings` field (:mod:`hwnas.checks`)."""
 
 
 def _extreme_config(space: SearchSpace, pick: Callable[[tuple], Any]) -> Config:

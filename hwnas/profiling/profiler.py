@@ -22,6 +22,7 @@ import psutil
 
 import hwnas
 from hwnas.onnx_export import export_onnx_bytes
+from hwnas.checks import check_int
 from hwnas.errors import InputError
 from hwnas.profiling.fingerprint import (
     device_fingerprint,
@@ -69,12 +70,12 @@ def default_threads() -> int:
 
 
 def resolve_threads(threads: int | None) -> int:
-    """``threads`` checked to be a positive integer, or the default when None."""
+    """``threads`` checked to be an integer from 1 to this machine's logical cores, or the
+    default (physical cores) when None."""
     if threads is None:
         return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InputError(f"--threads must be a positive integer, got {threads!r}")
-    return threads
+    # More intra-op threads than logical cores only makes ONNX Runtime's threads contend.
+    return check_int("--threads", threads, 1, os.cpu_count() or 1)
 
 
 def calibration_configs(space: SearchSpace, n: int, seed: int = 0) -> list[Config]:

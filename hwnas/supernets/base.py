@@ -32,11 +32,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from hwnas.checks import check_int
 from hwnas.errors import InputError
 from hwnas.space import Config, SearchSpace
 from hwnas.task import Feeds, Task
 
 Shape = dict[str, int]
+
+MAX_SHAPE = 65_536
+"""Largest value of any shape setting (batch, sequence length, resolution)."""
 
 
 @dataclass(frozen=True)
@@ -76,16 +80,15 @@ class Supernet(ABC):
 
     # -- shapes and inputs ---------------------------------------------------------------------
     def resolve_shape(self, shape: Mapping[str, int | None] | None = None) -> Shape:
-        """The default shape updated with the given non-None values, validated (all ints ≥ 1)."""
+        """The default shape updated with the given non-None values, validated (ints in
+        [1, :data:`MAX_SHAPE`]: a batch of ten million is a typo, not a workload to allocate)."""
         out = dict(self.default_shape)
         for key, value in (shape or {}).items():
             if value is None:
                 continue
             if key not in out:
                 raise InputError(f"space {self.name!r} has no shape setting {key!r} (has: {', '.join(out)})")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{key} must be a positive integer, got {value!r}")
-            out[key] = value
+            out[key] = check_int(key, value, 1, MAX_SHAPE)
         return out
 
     @abstractmethod

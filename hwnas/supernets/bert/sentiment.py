@@ -47,6 +47,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from hwnas.checks import check_int
 from hwnas.errors import InputError
 from hwnas.task import Feeds, Split, Task
 
@@ -315,16 +316,6 @@ def _sentence(d: _Draws) -> list[str]:
     return out
 
 
-def _check_int(name: str, value, lo: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < lo
-    ):
-        raise InputError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
 def make_task(
     name: str = "sentiment-synth",
     seed: int = 0,
@@ -338,11 +329,11 @@ def make_task(
         raise InputError(
             f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}"
         )
-    seed = _check_int("seed", seed, 0)
-    seq_len = _check_int("seq_len", seq_len, 16)
-    n_train = _check_int("n_train", n_train, 2)
-    n_val = _check_int("n_val", n_val, 2)
-    n_test = _check_int("n_test", n_test, 2)
+    seed = check_int("seed", seed, 0)
+    seq_len = check_int("seq_len", seq_len, 16)
+    n_train = check_int("n_train", n_train, 2)
+    n_val = check_int("n_val", n_val, 2)
+    n_test = check_int("n_test", n_test, 2)
     max_words = seq_len - 2
 
     sizes = (n_train, n_val, n_test)
