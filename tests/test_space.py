@@ -237,12 +237,12 @@ def test_spaces_command_shows_depth_groups_and_unknown_counts(monkeypatch):
 
     from click.testing import CliRunner
 
-    import hwnas.supernets.registry as registry
+    from hwnas import api
     from hwnas.commands.spaces import spaces
 
     big = SearchSpace("big", "x", BERT_MINI.dimensions, depth="D",
                       constraints=(Constraint("A[0] > 1", lambda c: c["A"][0] > 1),))
-    monkeypatch.setattr(registry, "builtin_spaces", lambda: {"ofa-tiny": OFA_TINY, "big": big})
+    monkeypatch.setattr(api, "spaces", lambda plugin=None: {"ofa-tiny": OFA_TINY, "big": big})
     described = {s["name"]: s for s in json.loads(CliRunner().invoke(spaces, ["--json"]).output)["spaces"]}
     assert described["big"]["valid_configurations"] is None
     assert described["ofa-tiny"]["valid_configurations"] == 8100
