@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -27,6 +29,22 @@ def _format(value: float, unit: str) -> str:
     if unit == "count":
         return f"{value / 1e6:.3f} M" if abs(value) >= 1e5 else f"{value:.0f}"
     return f"{value:.4g}"
+
+
+def _rows(out: Path) -> int:
+    """Rows in ``out``/evaluations.jsonl (0 when there is none)."""
+    rows_file = out / "evaluations.jsonl"
+    return rows_file.read_text().count("\n") if rows_file.exists() else 0
+
+
+@contextmanager
+def _closing(runner: object | None) -> Iterator[None]:
+    """Close an executor that has a ``close`` (the Ray one) when the search ends, however it ends."""
+    try:
+        yield
+    finally:
+        if runner is not None:
+            runner.close()  # type: ignore[attr-defined]
 
 
 def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
@@ -61,15 +79,26 @@ def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
 @click.option("--population", type=int, default=None, help="Population / batch size [default: 50].")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
               help="Algorithm setting, e.g. 'epsilon=0.05' for ose or 'inner_evals=5000' for linas (repeatable).")
-@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
-              help="Where evaluations run (only local for now).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where evaluations run: this process, or Ray actors in parallel (needs hwnas[ray]).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the cluster to join (e.g. auto, ray://head:10001) "
+                   "[default: a local Ray instance with this machine's cores].")
 @supernet_option
 @json_option
 def search(space: str, algo: str, objectives: str, evals: int, out: Path, profiles: tuple[Path, ...],
            constraints: tuple[str, ...], seed: int, population: int | None, settings: tuple[str, ...],
-           executor: str, plugin: str | None, as_json: bool) -> None:
+           executor: str, ray_address: str | None, plugin: str | None, as_json: bool) -> None:
     """Search a space for the Pareto front of the objectives; resumable from --out."""
     from hwnas.search.driver import ProgressEvent, SearchRequest, execute, prepare
+    from hwnas.search.executor import EvaluationError
+
+    if ray_address is not None and executor != "ray":
+        raise InputError(f"--ray-address {ray_address!r} needs --executor ray")
+    if executor == "ray":
+        from hwnas.distributed import require_ray
+
+        require_ray("--executor ray")  # the install hint before any work
 
     request = SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
                             profiles=[str(p) for p in profiles], constraints=list(constraints), seed=seed,
@@ -81,22 +110,30 @@ def search(space: str, algo: str, objectives: str, evals: int, out: Path, profil
         else:
             stderr.print(f"resuming the interrupted search in {out}")
 
+    runner = None
+    if executor == "ray" and (prepared.existing or {}).get("status") != "complete":
+        from hwnas.distributed.ray_executor import ray_executor
+
+        runner = ray_executor(prepared, address=ray_address)
     bar = progress_bar("HV {task.fields[hv]}", "front {task.fields[front]}")
-    with bar:
+    with bar, _closing(runner):
         task = bar.add_task(f"{algo} on {space}", total=prepared.request.evals, hv="-", front=0)
 
         def on_progress(event: ProgressEvent) -> None:
             bar.update(task, completed=event.evaluations, hv=f"{event.hypervolume:.5g}", front=event.front_size)
 
         try:
-            result = execute(prepared, on_progress)
+            result = execute(prepared, on_progress, runner)
         except KeyboardInterrupt:
             bar.stop()
-            rows_file = out / "evaluations.jsonl"
-            rows = rows_file.read_text().count("\n") if rows_file.exists() else 0
-            click.echo(f"hwnas: interrupted after {rows} of {evals} evaluations; rerun the same command to resume",
-                       err=True)
+            click.echo(f"hwnas: interrupted after {_rows(out)} of {evals} evaluations; rerun the same command "
+                       "to resume", err=True)
             sys.exit(130)
+        except EvaluationError as exc:
+            bar.stop()
+            click.echo(f"hwnas: failed: {exc}; stopped after {_rows(out)} of {evals} evaluations "
+                       f"(kept in {out})", err=True)
+            sys.exit(1)
 
     document = result.to_json()
     units = {o["name"]: o["unit"] for o in result.objectives}
