@@ -193,7 +193,7 @@ class RayExecutor(Executor):
         start = time.perf_counter()
         todo = deque(range(rows.shape[0]))
         inflight: dict[Any, tuple[int, int]] = {}  # ObjectRef -> (row, actor)
-        done: dict[int, tuple[np.ndarray, float]] = {}
+        done: dict[int, tuple[np.ndarray, float] | EvaluationError] = {}  # a failure waits for its turn
         load = [0] * len(self.actors)
 
         def submit(actor: int) -> None:
@@ -211,10 +211,16 @@ class RayExecutor(Executor):
                     for ref in ready:
                         row, actor = inflight.pop(ref)
                         load[actor] -= 1
-                        done[row] = self._result(problem, rows[row], ref)
-                        stats.actor_s += done[row][1]
-                        submit(actor)
-                yield done.pop(i)
+                        try:
+                            done[row] = self._result(problem, rows[row], ref)
+                            stats.actor_s += done[row][1]
+                            submit(actor)
+                        except EvaluationError as exc:
+                            done[row] = exc  # rows before it may still be running: they come first
+                result = done.pop(i)
+                if isinstance(result, EvaluationError):
+                    raise result
+                yield result
         finally:
             for ref in inflight:  # an error, an interrupt or the archive stopped listening
                 try:
