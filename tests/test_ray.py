@@ -92,7 +92,7 @@ def test_core_does_not_import_ray():
 # ---------------------------------------------------------------------------------------------
 @needs_ray
 def test_ray_search_equals_local(ray_cluster, tmp_path, capsys):
-    for algo in ("nsga2", "random"):
+    for algo in ("nsga2", "random", "linas"):
         local, remote = tmp_path / f"{algo}-local", tmp_path / f"{algo}-ray"
         main(search_args(local, algo=algo))
         main(search_args(remote, algo=algo) + ["--executor", "ray"])
@@ -206,3 +206,70 @@ def test_fleet_unknown_device_exit_2(ray_cluster, tmp_path, capsys):
         main(fleet(tmp_path / "f", "--device", "cpu-z"))
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--device 'cpu-z' is not in the Ray cluster (devices: cpu-a, cpu-b)" in err
+
+
+def test_fleet_node_lost_mid_profile_leaves_last_snapshot_resumable(tmp_path):
+    """The driver side of a node that disappears mid-profile (no Ray needed: a fake stream)."""
+    from hwnas.distributed.fleet import DeviceResult, FleetJob, _drive_device
+
+    class Lost(Exception):
+        pass
+
+    class FakeRay:
+        class exceptions:  # noqa: N801 (mirrors ray.exceptions)
+            RayError = Lost
+
+        def __init__(self) -> None:
+            self.submitted = 0
+            self.alive = True
+
+        def get(self, item):
+            return item
+
+        def nodes(self):
+            return [{"Alive": self.alive, "Resources": {"device:cpu-a": 1.0}}]
+
+    fake = FakeRay()
+
+    class Remote:
+        def options(self, **kw):
+            assert kw == {"resources": {"device:cpu-a": 1}}
+            return self
+
+        def remote(self, job, device, existing):
+            fake.submitted += 1
+
+            def stream():
+                yield ("start", 5)
+                yield ("item", "block a")
+                yield ("snapshot", '{"partial": 1}')
+                yield ("item", "block b")
+                fake.alive = False  # the node leaves the cluster
+                raise Lost("node died")
+
+            return stream()
+
+    result = DeviceResult("cpu-a", tmp_path / "cpu-a.json")
+    events = []
+    _drive_device(fake, Remote(), FleetJob("mlp-digits", None), result, lambda *e: events.append(e), retries=2)
+    assert fake.submitted == 1  # not resubmitted: its node is gone (a retry would wait for ever)
+    assert json.loads(result.path.read_text()) == {"partial": 1}  # what was measured is kept
+    assert result.status == "failed" and "its node left the Ray cluster" in result.error
+    assert "resumable" in result.error and events[-1][1] == "error"
+
+    # A worker crash on a node that stays is resubmitted (resuming from the snapshot) up to `retries`.
+    class Crashing(Remote):
+        def remote(self, job, device, existing):
+            fake.submitted += 1
+            assert existing == '{"partial": 1}'  # resumed from what arrived
+
+            def stream():
+                raise Lost("worker crashed")
+                yield  # pragma: no cover
+
+            return stream()
+
+    fake.alive, fake.submitted = True, 0
+    result = DeviceResult("cpu-a", tmp_path / "cpu-a.json")
+    _drive_device(fake, Crashing(), FleetJob("mlp-digits", None), result, None, retries=2)
+    assert fake.submitted == 3 and "worker lost" in result.error and result.status == "failed"

@@ -124,7 +124,7 @@ def profile_on_node(job: FleetJob, device: str, existing: str | None) -> Iterato
                                  "calibration": len(result.calibration),
                                  "noise_floor": result.noise_floor.get("median_rel_diff"),
                                  "failures": dict(result.failures)}))
-        except BaseException as exc:  # reported to the driver by device name
+        except BaseException as exc:  # noqa: BLE001 (anything: reported to the driver by device name)
             text = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
             events.put(("error", text.splitlines()[0][:300] if text else type(exc).__name__))
 
@@ -257,7 +257,7 @@ def _drive_device(ray: Any, remote: Any, job: FleetJob, result: DeviceResult, pr
                 if progress is not None:
                     progress(result.device, "error", result.error)
                 return
-        except Exception as exc:  # writing the profile, a corrupt message: this device only
+        except Exception as exc:  # noqa: BLE001 (writing the profile, a bad message: this device only)
             result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
             if progress is not None:
                 progress(result.device, "error", result.error)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +166,7 @@ class RayExecutor(Executor):
         for actor in getattr(self, "actors", []):
             try:
                 self.ray.kill(actor, no_restart=True)
-            except Exception:  # already gone
+            except Exception:  # noqa: BLE001 (already gone: nothing to kill)
                 pass
         self.actors = []
         if self._owns_ray and self.ray.is_initialized():
@@ -176,7 +176,7 @@ class RayExecutor(Executor):
     def __enter__(self) -> RayExecutor:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -225,7 +225,7 @@ class RayExecutor(Executor):
             for ref in inflight:  # an error, an interrupt or the archive stopped listening
                 try:
                     self.ray.cancel(ref)
-                except Exception:
+                except Exception:  # noqa: BLE001 (finished or gone: nothing to cancel)
                     pass
             stats.wall_s = time.perf_counter() - start
 
