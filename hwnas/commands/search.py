@@ -114,6 +114,7 @@ def search(space: str, algo: str, objectives: str, evals: int, out: Path, profil
     if executor == "ray" and (prepared.existing or {}).get("status") != "complete":
         from hwnas.distributed.ray_executor import ray_executor
 
+        stderr.print("starting Ray workers (each loads the supernet and its data once)")
         runner = ray_executor(prepared, address=ray_address)
     bar = progress_bar("HV {task.fields[hv]}", "front {task.fields[front]}")
     with bar, _closing(runner):
