@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from hwnas.commands.common import emit, json_option, progress_bar, supernet_option
+from hwnas.distributed.fleet_command import fleet_options
 
 
 @click.command()
@@ -20,28 +21,12 @@ from hwnas.commands.common import emit, json_option, progress_bar, supernet_opti
 @click.option("--batch", type=int, default=None, help="Batch size [default: the space's, 1].")
 @click.option("--seq-len", type=int, default=None, help="Sequence length [default: the space's].")
 @click.option("--quick", is_flag=True, help="Fewer repeats and calibration sub-networks: a first look in a minute.")
-@click.option("--fleet", is_flag=True,
-              help="Profile every device of a Ray cluster (nodes labelled with a 'device:NAME' resource), each on "
-                   "itself, into --out DIR/NAME.json (needs hwnas[ray]).")
-@click.option("--device", "devices", multiple=True, metavar="NAME",
-              help="With --fleet: profile only this device (repeatable) [default: every labelled device].")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="With --fleet: the cluster to join (e.g. auto, ray://head:10001) [default: a local Ray instance].")
 @supernet_option
 @json_option
-@click.pass_context
-def profile(ctx: click.Context, space: str, ep: str, out: Path, threads: int | None, batch: int | None,
-            seq_len: int | None, quick: bool, fleet: bool, devices: tuple[str, ...], ray_address: str | None,
-            plugin: str | None, as_json: bool) -> None:
+@fleet_options
+def profile(space: str, ep: str, out: Path, threads: int | None, batch: int | None, seq_len: int | None,
+            quick: bool, plugin: str | None, as_json: bool) -> None:
     """Measure every block of a space and a calibration set of whole sub-networks on this device."""
-    if fleet or devices or ray_address is not None:
-        from hwnas.distributed.fleet_command import run_fleet
-
-        explicit_ep = ctx.get_parameter_source("ep") is not click.core.ParameterSource.DEFAULT
-        run_fleet(fleet=fleet, space=space, plugin=plugin, ep=ep if explicit_ep else None, out=out, threads=threads,
-                  shape={"batch": batch, **({"seq_len": seq_len} if seq_len is not None else {})}, quick=quick,
-                  devices=devices, address=ray_address, as_json=as_json)
-        return
     from hwnas.profiling.profiler import MeasurePolicy, Profiler
     from hwnas.supernets.registry import get_supernet
 

@@ -1,8 +1,16 @@
-"""The ``hwnas profile --fleet`` command body: checks, a progress bar per device, the summary."""
+"""``hwnas profile --fleet``: the options, and the command body (checks, a progress bar per
+device, the summary).
+
+:func:`fleet_options` decorates the ``profile`` command: it adds ``--fleet``, ``--device`` and
+``--ray-address`` and, when one of them is given, hands the command's arguments to
+:func:`run_fleet` instead of profiling this machine. Importing this module does not import Ray.
+"""
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +20,51 @@ from rich.table import Table
 from hwnas.commands.common import emit, progress_bar
 from hwnas.distributed import require_ray
 from hwnas.errors import InputError
+
+
+def fleet_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the fleet options to ``hwnas profile`` and branch to :func:`run_fleet` when used."""
+
+    @click.option("--fleet", is_flag=True,
+                  help="Profile every device of a Ray cluster (nodes started with a 'device:NAME' resource), each on "
+                       "itself, into --out DIR/NAME.json; resumable per device (needs hwnas[ray]).")
+    @click.option("--device", "devices", multiple=True, metavar="NAME",
+                  help="With --fleet: profile only this device (repeatable) [default: every labelled device].")
+    @click.option("--ray-address", default=None, metavar="ADDR",
+                  help="With --fleet: the cluster to join (e.g. auto, ray://head:10001) [default: the cluster this "
+                       "machine is in, else a new local instance].")
+    @click.pass_context
+    @functools.wraps(command)
+    def wrapper(ctx: click.Context, /, *args: Any, fleet: bool, devices: tuple[str, ...], ray_address: str | None,
+                **kwargs: Any) -> None:
+        if not (fleet or devices or ray_address is not None):
+            return command(*args, **kwargs)
+        explicit_ep = ctx.get_parameter_source("ep") is not click.core.ParameterSource.DEFAULT
+        run_fleet(fleet=fleet, space=kwargs["space"], plugin=kwargs.get("plugin"),
+                  ep=kwargs.get("ep") if explicit_ep else None, out=kwargs["out"], threads=kwargs.get("threads"),
+                  shape=_shape(kwargs), quick=bool(kwargs.get("quick")), devices=devices, address=ray_address,
+                  as_json=bool(kwargs.get("as_json")))
+        return None
+
+    return wrapper
+
+
+def _shape(kwargs: dict[str, Any]) -> dict[str, int | None]:
+    """Shape overrides from the profile command's arguments (``--batch``, ``--seq-len``, and
+    ``--shape KEY=VALUE`` where the command has it)."""
+    shape: dict[str, int | None] = {"batch": kwargs.get("batch")}
+    if kwargs.get("seq_len") is not None:
+        shape["seq_len"] = kwargs["seq_len"]
+    shape_items = kwargs.get("shape") or ()
+    if isinstance(shape_items, dict):
+        shape.update(shape_items)
+    else:
+        for item in shape_items:
+            key, sep, value = str(item).partition("=")
+            if not sep or not key.strip() or not value.strip().lstrip("-").isdigit():
+                raise InputError(f"--shape must look like KEY=INTEGER, got {item!r}")
+            shape[key.strip()] = int(value)
+    return {k: v for k, v in shape.items() if v is not None or k == "batch"}
 
 
 def run_fleet(*, fleet: bool, space: str, plugin: str | None, ep: str | None, out: Path, threads: int | None,
