@@ -152,6 +152,18 @@ def test_failing_configuration_stops_cleanly_keeping_earlier_rows(ray_cluster, t
     assert len(outcomes["local"]) == 8 and outcomes["ray"] == outcomes["local"]  # the rows before it, no more
 
 
+@needs_ray
+def test_input_error_in_a_worker_exits_2_as_locally(ray_cluster, tmp_path, capsys):
+    # mlp-digits has no brief-training loss: evaluating `loss` raises InputError, locally and in an actor.
+    for mode in ("local", "ray"):
+        args = search_args(tmp_path / mode, DIGITS, evals=10)
+        args[args.index("accuracy,params")] = "accuracy,loss"
+        with pytest.raises(SystemExit) as exc:
+            main(args + ["--executor", mode])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and "has no brief-training loss" in err, (mode, err)
+
+
 # ---------------------------------------------------------------------------------------------
 # Fleet profiling
 # ---------------------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ class RayExecutor(Executor):
         start = time.perf_counter()
         todo = deque(range(rows.shape[0]))
         inflight: dict[Any, tuple[int, int]] = {}  # ObjectRef -> (row, actor)
-        done: dict[int, tuple[np.ndarray, float] | EvaluationError] = {}  # a failure waits for its turn
+        done: dict[int, tuple[np.ndarray, float] | Exception] = {}  # a failure waits for its turn
         load = [0] * len(self.actors)
 
         def submit(actor: int) -> None:
@@ -215,10 +215,10 @@ class RayExecutor(Executor):
                             done[row] = self._result(problem, rows[row], ref)
                             stats.actor_s += done[row][1]
                             submit(actor)
-                        except EvaluationError as exc:
+                        except (EvaluationError, InputError) as exc:
                             done[row] = exc  # rows before it may still be running: they come first
                 result = done.pop(i)
-                if isinstance(result, EvaluationError):
+                if isinstance(result, Exception):
                     raise result
                 yield result
         finally:
@@ -235,6 +235,8 @@ class RayExecutor(Executor):
             values, wall = self.ray.get(ref)
         except exceptions.RayTaskError as exc:  # the objective raised: not retried
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            if isinstance(cause, InputError):  # user-fixable, as in a local run (exit 2)
+                raise InputError(str(cause)) from None
             raise EvaluationError(problem.configs(row[None, :])[0], one_line(cause)) from None
         except exceptions.RayError as exc:  # the worker died more often than the retries allow
             raise EvaluationError(problem.configs(row[None, :])[0],

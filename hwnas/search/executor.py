@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hwnas.errors import InputError
 from hwnas.search.objectives import Objective
 from hwnas.search.problem import Problem
 
@@ -51,6 +52,7 @@ class Executor(ABC):
 
         Raises:
             EvaluationError: an objective raised on a row (rows before it have been yielded).
+            InputError: an objective raised one (a user-fixable problem, e.g. no checkpoint).
         """
 
 
@@ -63,6 +65,8 @@ class LocalExecutor(Executor):
             start = time.perf_counter()
             try:
                 values = evaluate_row(expensive, row)
+            except InputError:  # user-fixable (no checkpoint, no brief training): exit 2 as before
+                raise
             except Exception as exc:
                 raise EvaluationError(problem.configs(row[None, :])[0], one_line(exc)) from exc
             yield values, time.perf_counter() - start
