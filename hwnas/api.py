@@ -30,14 +30,14 @@ if TYPE_CHECKING:
     from hwnas.profiling.profile import Profile
     from hwnas.profiling.timing import Timing
     from hwnas.search.archive import ProgressEvent
-    from hwnas.search.driver import SearchResult
+    from hwnas.search.driver import Prepared, SearchResult
     from hwnas.space import Config, SearchSpace
     from hwnas.supernets.base import Supernet
 
 PathLike = str | os.PathLike
 
-__all__ = ["export", "get_supernet", "load_predictor", "measure", "predict", "profile", "quickstart", "report",
-           "search", "spaces"]
+__all__ = ["export", "get_supernet", "load_predictor", "measure", "predict", "prepare_search", "profile",
+           "quickstart", "report", "run_search", "search", "spaces"]
 
 
 def spaces(plugin: str | None = None) -> dict[str, SearchSpace]:
@@ -115,13 +115,64 @@ def measure(space: str, config: Config | str, *, ep: str = "cpu", threads: int |
                           shape=dict(shape or {}))
 
 
+def prepare_search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int, out: PathLike,
+                   profiles: Sequence[PathLike] = (), constraints: Sequence[str] = (), seed: int = 0,
+                   population: int | None = None, settings: Mapping[str, Any] | None = None,
+                   plugin: str | None = None, supernet: Supernet | None = None, evaluator: Any = None) -> Prepared:
+    """Check a search request without writing a file (arguments as :func:`search`).
+
+    Returns:
+        the prepared search; ``prepared.existing`` is the run.json already in ``out`` (a run to
+        resume, or a complete one to show), None for a new run.
+    """
+    from hwnas.search.driver import SearchRequest, prepare
+
+    return prepare(SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=Path(out),
+                                 plugin=plugin, profiles=[str(p) for p in profiles], constraints=list(constraints),
+                                 seed=seed, population=population, settings=dict(settings or {}),
+                                 evaluator=evaluator, supernet=supernet))
+
+
+def run_search(prepared: Prepared, *, progress: Callable[[ProgressEvent], None] | None = None,
+               executor: str = "local", ray_address: str | None = None) -> SearchResult:
+    """Run a prepared search to the end of its budget (or resume it).
+
+    Args:
+        executor: ``"local"`` (this process) or ``"ray"`` (each batch in parallel on Ray actors
+            that load the supernet once; needs ``hwnas[ray]``; same rows as local).
+        ray_address: the Ray cluster to join (default: a local instance with this machine's cores).
+    """
+    from contextlib import nullcontext
+
+    from hwnas.errors import InputError
+    from hwnas.search.driver import execute
+
+    if executor not in ("local", "ray"):
+        raise InputError(f"--executor must be local or ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise InputError(f"--ray-address {ray_address!r} needs --executor ray")
+    runner = None
+    if executor == "ray":
+        from hwnas.distributed import require_ray
+
+        require_ray("--executor ray")  # the install hint before any work
+        if (prepared.existing or {}).get("status") != "complete":  # a finished run starts no workers
+            from hwnas.distributed.ray_executor import ray_executor
+
+            runner = ray_executor(prepared, address=ray_address)
+    with runner if runner is not None else nullcontext():
+        return execute(prepared, progress, runner)
+
+
 def search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int, out: PathLike,
            profiles: Sequence[PathLike] = (), constraints: Sequence[str] = (), seed: int = 0,
            population: int | None = None, settings: Mapping[str, Any] | None = None,
            plugin: str | None = None, supernet: Supernet | None = None, evaluator: Any = None,
-           progress: Callable[[ProgressEvent], None] | None = None) -> SearchResult:
+           progress: Callable[[ProgressEvent], None] | None = None, executor: str = "local",
+           ray_address: str | None = None) -> SearchResult:
     """Search ``space`` for the Pareto front of ``objectives`` into the run directory ``out``
-    (an interrupted run there with the same settings resumes).
+    (an interrupted run there with the same settings resumes): :func:`prepare_search`, then
+    :func:`run_search`.
 
     Args:
         algo: ``linas``, ``nsga2``, ``ose`` or ``random``.
@@ -129,16 +180,14 @@ def search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int
         evals: the budget of validated evaluations.
         constraints: e.g. ``["latency<=5"]`` over cheap objectives.
         settings: algorithm settings, e.g. ``{"inner_evals": 5000}``.
+        executor: ``"local"`` or ``"ray"`` (see :func:`run_search`).
     Returns:
         the result: status, front (validated, non-dominated), hypervolume, algorithm summary.
     """
-    from hwnas.search.driver import SearchRequest, execute, prepare
-
-    request = SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=Path(out),
-                            plugin=plugin, profiles=[str(p) for p in profiles], constraints=list(constraints),
-                            seed=seed, population=population, settings=dict(settings or {}),
-                            evaluator=evaluator, supernet=supernet)
-    return execute(prepare(request), progress)
+    prepared = prepare_search(space, algo=algo, objectives=objectives, evals=evals, out=out, profiles=profiles,
+                              constraints=constraints, seed=seed, population=population, settings=settings,
+                              plugin=plugin, supernet=supernet, evaluator=evaluator)
+    return run_search(prepared, progress=progress, executor=executor, ray_address=ray_address)
 
 
 def export(run: PathLike | None = None, *, out: PathLike, top: int | None = None, space: str | None = None,

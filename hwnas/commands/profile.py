@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from hwnas.commands.common import emit, json_option, parse_shape, progress_bar, shape_option, supernet_option
+from hwnas.commands.fleet import fleet_options
 
 
 @click.command()
@@ -24,6 +25,7 @@ from hwnas.commands.common import emit, json_option, parse_shape, progress_bar, 
 @click.option("--quick", is_flag=True, help="Fewer repeats and calibration sub-networks: a first look in a minute.")
 @supernet_option
 @json_option
+@fleet_options
 def profile(space: str, ep: str, out: Path, threads: int | None, batch: int | None, seq_len: int | None,
             shape_items: tuple[str, ...], quick: bool, plugin: str | None, as_json: bool) -> None:
     """Measure every block of a space and a calibration set of whole sub-networks on this device."""

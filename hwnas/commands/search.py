@@ -29,6 +29,12 @@ def _format(value: float, unit: str) -> str:
     return f"{value:.4g}"
 
 
+def _rows(out: Path) -> int:
+    """Rows in ``out``/evaluations.jsonl (0 when there is none)."""
+    rows_file = out / "evaluations.jsonl"
+    return rows_file.read_text().count("\n") if rows_file.exists() else 0
+
+
 def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
     """``KEY=VALUE`` strings to a dict; values are read as JSON where they parse (numbers,
     booleans), else kept as strings."""
@@ -61,42 +67,49 @@ def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
 @click.option("--population", type=int, default=None, help="Population / batch size [default: 50].")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
               help="Algorithm setting, e.g. 'epsilon=0.05' for ose or 'inner_evals=5000' for linas (repeatable).")
-@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
-              help="Where evaluations run (only local for now).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where evaluations run: this process, or Ray actors in parallel (needs hwnas[ray]).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the cluster to join (e.g. auto, ray://head:10001) "
+                   "[default: a local Ray instance with this machine's cores].")
 @supernet_option
 @json_option
 def search(space: str, algo: str, objectives: str, evals: int, out: Path, profiles: tuple[Path, ...],
            constraints: tuple[str, ...], seed: int, population: int | None, settings: tuple[str, ...],
-           executor: str, plugin: str | None, as_json: bool) -> None:
+           executor: str, ray_address: str | None, plugin: str | None, as_json: bool) -> None:
     """Search a space for the Pareto front of the objectives; resumable from --out."""
-    from hwnas.search.driver import ProgressEvent, SearchRequest, execute, prepare
+    from hwnas import api
+    from hwnas.search.archive import ProgressEvent
+    from hwnas.search.executor import EvaluationError
 
-    request = SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
-                            profiles=[str(p) for p in profiles], constraints=list(constraints), seed=seed,
-                            population=population, settings=_parse_settings(settings))
-    prepared = prepare(request)  # every input check; nothing is written before this passes
+    # every input check first: nothing is written before this passes
+    prepared = api.prepare_search(space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
+                                  profiles=profiles, constraints=constraints, seed=seed, population=population,
+                                  settings=_parse_settings(settings))
+    complete = (prepared.existing or {}).get("status") == "complete"
     if prepared.existing is not None:
-        if prepared.existing.get("status") == "complete":
-            stderr.print(f"{out} holds this search, complete: showing its results")
-        else:
-            stderr.print(f"resuming the interrupted search in {out}")
-
-    bar = progress_bar("HV {task.fields[hv]}", "front {task.fields[front]}")
-    with bar:
+        stderr.print(f"{out} holds this search, complete: showing its results" if complete
+                     else f"resuming the interrupted search in {out}")
+    if executor == "ray" and not complete:
+        stderr.print("starting Ray workers (each loads the supernet and its data once)")
+    with progress_bar("HV {task.fields[hv]}", "front {task.fields[front]}") as bar:
         task = bar.add_task(f"{algo} on {space}", total=prepared.request.evals, hv="-", front=0)
 
         def on_progress(event: ProgressEvent) -> None:
             bar.update(task, completed=event.evaluations, hv=f"{event.hypervolume:.5g}", front=event.front_size)
 
         try:
-            result = execute(prepared, on_progress)
+            result = api.run_search(prepared, progress=on_progress, executor=executor, ray_address=ray_address)
         except KeyboardInterrupt:
             bar.stop()
-            rows_file = out / "evaluations.jsonl"
-            rows = rows_file.read_text().count("\n") if rows_file.exists() else 0
-            click.echo(f"hwnas: interrupted after {rows} of {evals} evaluations; rerun the same command to resume",
-                       err=True)
+            click.echo(f"hwnas: interrupted after {_rows(out)} of {evals} evaluations; rerun the same command "
+                       "to resume", err=True)
             sys.exit(130)
+        except EvaluationError as exc:
+            bar.stop()
+            click.echo(f"hwnas: failed: {exc}; stopped after {_rows(out)} of {evals} evaluations "
+                       f"(kept in {out})", err=True)
+            sys.exit(1)
 
     document = result.to_json()
     units = {o["name"]: o["unit"] for o in result.objectives}
