@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike
 
-__all__ = ["export", "get_supernet", "load_predictor", "measure", "predict", "prepare_search", "profile",
-           "quickstart", "report", "run_search", "search", "spaces"]
+__all__ = ["check_executor", "export", "get_supernet", "load_predictor", "measure", "predict",
+           "prepare_search", "profile", "quickstart", "report", "run_search", "search", "spaces"]
 
 
 def spaces(plugin: str | None = None) -> dict[str, SearchSpace]:
@@ -133,6 +133,21 @@ def prepare_search(space: str, *, algo: str, objectives: Sequence[str] | str, ev
                                  evaluator=evaluator, supernet=supernet))
 
 
+def check_executor(executor: str, ray_address: str | None = None) -> None:
+    """Refuse an unknown executor, ``ray_address`` without Ray, or Ray not installed (the
+    install hint), before any work."""
+    from hwnas.errors import InputError
+
+    if executor not in ("local", "ray"):
+        raise InputError(f"--executor must be local or ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise InputError(f"--ray-address {ray_address!r} needs --executor ray")
+    if executor == "ray":
+        from hwnas.distributed import require_ray
+
+        require_ray("--executor ray")
+
+
 def run_search(prepared: Prepared, *, progress: Callable[[ProgressEvent], None] | None = None,
                executor: str = "local", ray_address: str | None = None) -> SearchResult:
     """Run a prepared search to the end of its budget (or resume it).
@@ -144,18 +159,11 @@ def run_search(prepared: Prepared, *, progress: Callable[[ProgressEvent], None] 
     """
     from contextlib import nullcontext
 
-    from hwnas.errors import InputError
     from hwnas.search.driver import execute
 
-    if executor not in ("local", "ray"):
-        raise InputError(f"--executor must be local or ray, got {executor!r}")
-    if ray_address is not None and executor != "ray":
-        raise InputError(f"--ray-address {ray_address!r} needs --executor ray")
+    check_executor(executor, ray_address)
     runner = None
     if executor == "ray":
-        from hwnas.distributed import require_ray
-
-        require_ray("--executor ray")  # the install hint before any work
         if (prepared.existing or {}).get("status") != "complete":  # a finished run starts no workers
             from hwnas.distributed.ray_executor import ray_executor
 
@@ -184,6 +192,7 @@ def search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int
     Returns:
         the result: status, front (validated, non-dominated), hypervolume, algorithm summary.
     """
+    check_executor(executor, ray_address)
     prepared = prepare_search(space, algo=algo, objectives=objectives, evals=evals, out=out, profiles=profiles,
                               constraints=constraints, seed=seed, population=population, settings=settings,
                               plugin=plugin, supernet=supernet, evaluator=evaluator)

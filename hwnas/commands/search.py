@@ -83,6 +83,7 @@ def search(space: str, algo: str, objectives: str, evals: int, out: Path, profil
     from hwnas.search.executor import EvaluationError
 
     # every input check first: nothing is written before this passes
+    api.check_executor(executor, ray_address)
     prepared = api.prepare_search(space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
                                   profiles=profiles, constraints=constraints, seed=seed, population=population,
                                   settings=_parse_settings(settings))
