@@ -35,6 +35,7 @@ import numpy as np
 
 from hwnas.errors import InputError
 from hwnas.fileio import now_iso
+from hwnas.interrupts import terminate_as_interrupt
 from hwnas.outdir import OutputKind, staged_output
 from hwnas.search.store import Run, read_run
 
@@ -478,7 +479,7 @@ def build_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
     directory = Path(directory)
     run, export_path, manifest = resolve_inputs(directory, Path(export_dir) if export_dir else None)
     out = Path(out) if out is not None else default_report_dir(directory)
-    with staged_output(out, REPORT_KIND, replace=True) as staging:
+    with terminate_as_interrupt(), staged_output(out, REPORT_KIND, replace=True) as staging:
         created = now_iso()
         plots: list[str] = []
         lines = ["# hwnas report", "", f"Generated {created} from `{directory}`.", ""]
