@@ -1,0 +1,278 @@
+"""Reliability (issue 16): one writer per output, interruptions anywhere (kill -9, SIGTERM, a torn
+last line), and bad files refused with exit 2 naming the file and the field, never trusted.
+
+The lock and kill tests run real ``python -m hwnas.cli`` processes; the searches use the fast
+synthetic supernet (``tests/search_synthetic.py``), the export and profile the smallest real spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from search_synthetic import StandIn, SyntheticNet
+
+from hwnas.errors import InputError
+from hwnas.locking import exclusive, held_by, lock_path
+from hwnas.outdir import OutputKind, staged_output
+from hwnas.search.driver import SearchRequest, search
+from hwnas.search.store import read_run
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+N = 40
+ENV = dict(os.environ, PYTHONPATH=f"{TESTS}{os.pathsep}{REPO}")
+
+
+def _search_args(out):
+    return [sys.executable, "-m", "hwnas.cli", "search", "--supernet", "search_synthetic:make", "--space", "synth",
+            "--algo", "nsga2", "--objectives", "accuracy,params", "--evals", str(N), "--population", "10",
+            "--seed", "3", "--out", str(out)]
+
+
+def _start(args, delay=0.0):
+    env = dict(ENV, HWNAS_SYNTH_DELAY=str(delay))
+    return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(out):
+    return [json.loads(x) for x in (Path(out) / "evaluations.jsonl").read_text().splitlines()]
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+
+
+def _wait(condition, proc, timeout=90.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended early: {proc.communicate()}")
+        time.sleep(0.02)
+    raise AssertionError("no progress")
+
+
+def _count_rows(out):
+    path = Path(out) / "evaluations.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Rows of an uninterrupted search with the CLI's settings (in-process)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    search(SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
+                         population=10, evaluator=StandIn(), supernet=SyntheticNet()))
+    return _strip(_rows(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer per output
+# ---------------------------------------------------------------------------------------------
+def _second(args, capsys):
+    """Run ``hwnas`` ARGS in this process (a second writer beside a subprocess); (status, stderr lines)."""
+    from hwnas.cli import main
+
+    capsys.readouterr()
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert time.monotonic() - started < 10  # at once, not after the work
+    return exit_.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_second_search_on_the_same_out_exits_2_at_once_and_the_first_finishes(tmp_path, reference, capsys):
+    out = tmp_path / "run"
+    first = _start(_search_args(out), delay=0.1)
+    _wait(lambda: _count_rows(out) >= 3, first)
+    code, lines = _second(_search_args(out)[3:], capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert str(out) in lines[0] and f"PID {first.pid}" in lines[0], lines
+    assert first.poll() is None  # refused while the first was still writing
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    rows = _rows(out)
+    assert [r["index"] for r in rows] == list(range(N)) and len({r["key"] for r in rows}) == N
+    assert _strip(rows) == reference
+    assert not lock_path(out).exists()  # a clean exit removes its lock file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_lock_dies_with_its_process_and_readers_refuse_a_running_search(tmp_path, reference):
+    out = tmp_path / "run"
+    proc = _start(_search_args(out), delay=0.05)
+    _wait(lambda: _count_rows(out) >= 12, proc)
+    assert held_by(out) == str(proc.pid)
+    with pytest.raises(InputError, match=rf"being written by a running search \(PID {proc.pid}\)"):
+        read_run(out, require_complete=False)  # report/export of a running search: refused
+    proc.kill()  # SIGKILL mid-run: the kernel drops the lock, the lock file stays behind
+    proc.communicate(timeout=60)
+    assert lock_path(out).exists() and held_by(out) is None
+    # a torn last line, as a kill during the append leaves it
+    with open(out / "evaluations.jsonl", "a") as fh:
+        fh.write('{"index": %d, "config": {"x0": 1, "x1"' % _count_rows(out))
+    rerun = _start(_search_args(out))
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert "dropped a torn last line" in err and "evaluations.jsonl" in err
+    assert _strip(_rows(out)) == reference  # exactly N distinct rows, equal to an uninterrupted run's
+    assert not lock_path(out).exists()
+
+
+def test_a_complete_run_whose_last_line_is_damaged_is_resumed_not_stuck(tmp_path, reference, capfd):
+    out = tmp_path / "run"
+
+    def request():
+        return SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
+                             population=10, evaluator=StandIn(), supernet=SyntheticNet())
+
+    search(request())
+    data = (out / "evaluations.jsonl").read_bytes()
+    (out / "evaluations.jsonl").write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 1] + b'{"index": 39, "con')
+    with pytest.raises(InputError, match=r"torn.*39 of 40 evaluations.*rerun the same `hwnas search`"):
+        read_run(out)  # what export does: refused as incomplete, saying how to fix it
+    result = search(request())
+    assert result.status == "complete" and result.evaluations == N
+    assert "dropped a torn last line" in capfd.readouterr().err
+    assert _strip(_rows(out)) == reference
+    assert read_run(out).complete
+
+
+def test_one_writer_per_profile_and_sigterm_exits_130(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    args = ["profile", "--space", "mlp-digits", "--supernet", "hwnas.examples.mlp_digits:make_supernets", "--quick",
+            "--threads", "1", "--out", str(out)]
+    first = _start([sys.executable, "-m", "hwnas.cli", *args])
+    _wait(out.exists, first)  # saved after its first measurement
+    code, lines = _second(args, capsys)
+    assert code == 2 and len(lines) == 1 and f"PID {first.pid}" in lines[0] and str(out) in lines[0], lines
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err  # as search does, not 143
+    saved = json.loads(out.read_text())  # what was measured is saved, whole, and resumable
+    assert saved["complete"] is False and saved["blocks"]
+    assert not lock_path(out).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    from hwnas import api
+
+    out = tmp_path_factory.mktemp("small") / "run"
+    api.search("bert-mini", algo="random", objectives="params,macs", evals=10, population=10, out=out)
+    return out
+
+
+def test_one_writer_per_export_and_sigterm_leaves_nothing(tmp_path, small_run, capsys, monkeypatch):
+    out = tmp_path / "ex"
+    args = ["export", "--run", str(small_run), "--top", "1", "--threads", "1", "--out", str(out)]
+    first = _start([sys.executable, "-m", "hwnas.cli", *args])
+    _wait(lambda: any(p.name.startswith(".ex.partial-") for p in tmp_path.iterdir()), first)
+    code, lines = _second(args, capsys)
+    assert code == 2 and len(lines) == 1 and f"PID {first.pid}" in lines[0] and str(out) in lines[0], lines
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert len(json.loads((out / "manifest.json").read_text())["models"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex"]
+
+    # SIGTERM half-way (here: sent to this process at the first timing step) exits 130, leaving nothing
+    from hwnas.deploy import pipeline
+
+    real = pipeline.time_onnx
+
+    def terminated(*a, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "time_onnx", terminated)
+    code, lines = _second([*args[:-1], str(tmp_path / "ex2")], capsys)
+    assert code == 130 and lines[-1] in ("hwnas: interrupted", "hwnas: aborted"), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex"]  # no staging, no lock, no ex2
+
+
+KIND = OutputKind("thing", "thing.json", "hwnas-thing/1")
+
+
+def test_staging_left_by_a_killed_writer_is_removed_only_when_nobody_holds_the_lock(tmp_path):
+    out = tmp_path / "out"
+    stale = tmp_path / ".out.partial-abcd1234"
+    stale.mkdir()
+    (stale / "model.onnx").write_bytes(b"x" * 1000)
+    other = tmp_path / ".outer.partial-abcd1234"  # another output's: never touched
+    other.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from hwnas.locking import exclusive\n"
+                               f"with exclusive({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"in use by another hwnas process \(PID {holder.pid}\)"):
+            with staged_output(out, KIND):
+                pass
+        assert stale.is_dir()  # a live writer's staging is left alone
+    finally:
+        holder.kill()
+        holder.wait()
+    with staged_output(out, KIND) as staging:
+        (staging / "thing.json").write_text('{"schema": "hwnas-thing/1"}')
+    assert not stale.exists() and other.is_dir() and (out / "thing.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".outer.partial-abcd1234", "out"]
+
+
+def test_the_lock_is_reentrant_in_one_process_and_exclusive_between_processes(tmp_path):
+    out = tmp_path / "x"
+    with exclusive(out):
+        with exclusive(out):  # a library call locking what its caller locked
+            assert lock_path(out).read_text().strip() == str(os.getpid())
+        assert held_by(out) is None  # this process is the writer: not "another" one
+        probe = subprocess.run([sys.executable, "-c", f"from hwnas.locking import held_by; print(held_by({str(out)!r}))"],
+                               env=ENV, capture_output=True, text=True, timeout=60)
+        assert probe.stdout.strip() == str(os.getpid())
+    assert not lock_path(out).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Full disk
+# ---------------------------------------------------------------------------------------------
+def _tiny_tmpfs(path):
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_an_export_into_a_full_file_system_fails_cleanly(tmp_path, small_run, monkeypatch, capsys):
+    import errno
+
+    import onnx
+
+    from hwnas.cli import main
+
+    disk = tmp_path / "disk"
+    mounted = _tiny_tmpfs(disk)  # a real full file system where we may mount one (root)
+    if not mounted:
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(onnx, "save_model", full)
+    out = disk / "ex"
+    try:
+        (disk / "keep.txt").write_text("previous good file\n")
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "--run", str(small_run), "--top", "1", "--threads", "1", "--out", str(out)])
+        assert exit_.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("hwnas: failed: No space left on device: ") and str(out) in err[-1], err
+        # no manifest, no staging directory, no lock file; the file already there is intact
+        assert sorted(p.name for p in disk.iterdir()) == ["keep.txt"]
+        assert (disk / "keep.txt").read_text() == "previous good file\n"
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
