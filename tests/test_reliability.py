@@ -276,3 +276,58 @@ def test_an_export_into_a_full_file_system_fails_cleanly(tmp_path, small_run, mo
     finally:
         if mounted:
             subprocess.run(["umount", str(disk)], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad files are refused (exit 2, naming the file and the field) and left as they were
+# ---------------------------------------------------------------------------------------------
+PROFILE = REPO / "profiles" / "bert-mini-cpu.json"
+CONFIG = '{"D": 2, "A": [2, 2], "I": [256, 256]}'
+
+
+def _corrupt_calibration(doc, value):
+    doc["calibration"][0]["median_ms"] = value
+
+
+def _corrupt_block(doc, value):
+    doc["blocks"][sorted(doc["blocks"])[0]]["median_ms"] = value
+
+
+@pytest.mark.parametrize("where,value,field", [
+    (_corrupt_calibration, -0.5, "calibration[0].median_ms"),
+    (_corrupt_calibration, float("nan"), "calibration[0].median_ms"),
+    (_corrupt_block, -1.0, ".median_ms"),
+    (_corrupt_block, float("inf"), ".median_ms"),
+    (_corrupt_block, "0.2", ".median_ms"),
+    (_corrupt_block, 1e308, ".median_ms"),
+    (lambda doc, v: doc["calibration"][0].__setitem__("q3_ms", v), -3.0, "calibration[0].q3_ms"),
+    (lambda doc, v: doc["calibration"][1].__setitem__("config", v), {"D": 99}, "calibration[1].config"),
+])
+def test_a_bad_profile_is_refused_by_predict_naming_file_and_field(tmp_path, capsys, where, value, field):
+    from hwnas.cli import main
+
+    doc = json.loads(PROFILE.read_text())
+    where(doc, value)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))  # NaN and Infinity as Python writes them
+    before = path.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--profile", str(path), "--config", CONFIG])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1, lines
+    assert str(path) in lines[0] and field in lines[0], lines
+    assert path.read_bytes() == before
+
+
+def test_a_bad_profile_at_profile_out_is_refused_and_left_as_it_was(tmp_path, capsys):
+    from hwnas.cli import main
+
+    doc = json.loads(PROFILE.read_text())
+    _corrupt_calibration(doc, -0.5)
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["profile", "--space", "bert-mini", "--quick", "--threads", "1", "--out", str(path)])
+    assert exit_.value.code == 2 and "calibration[0].median_ms" in capsys.readouterr().err
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]

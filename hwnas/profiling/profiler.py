@@ -168,6 +168,7 @@ class Profiler:
             return Profile(space=self.supernet.name, device=self.device, settings=self.settings,
                            hwnas_version=hwnas.__version__)
         existing = load_profile(self.out, space=self.supernet.name)
+        existing.check_configs(self.supernet.space)
         if existing.settings != self.settings:
             diffs = [
                 f"{k}: {existing.settings.get(k)!r} in file vs {v!r} now"
