@@ -302,7 +302,8 @@ def _corrupt_block(doc, value):
     (_corrupt_block, 1e308, ".median_ms"),
     (lambda doc, v: doc["calibration"][0].__setitem__("q3_ms", v), -3.0, "calibration[0].q3_ms"),
     (lambda doc, v: doc["calibration"][1].__setitem__("config", v), {"D": 99}, "calibration[1].config"),
-])
+], ids=["cal-negative", "cal-nan", "block-negative", "block-inf", "block-string", "block-1e308", "cal-q3-negative",
+        "cal-bad-config"])
 def test_a_bad_profile_is_refused_by_predict_naming_file_and_field(tmp_path, capsys, where, value, field):
     from hwnas.cli import main
 
@@ -331,3 +332,27 @@ def test_a_bad_profile_at_profile_out_is_refused_and_left_as_it_was(tmp_path, ca
         main(["profile", "--space", "bert-mini", "--quick", "--threads", "1", "--out", str(path)])
     assert exit_.value.code == 2 and "calibration[0].median_ms" in capsys.readouterr().err
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"D": 2, "A": [2, 2], "I": [256, 256], "x": ' + "9" * 100_000 + "}", "characters long"),
+    ('{"D": ' + "9" * 5_000 + "}", "a number of 5,000 characters"),
+    ("[" * 60_000 + "]" * 60_000, "characters long"),
+    ('{"D": ' + "[" * 30 + "]" * 30 + "}", "nested deeper than 8"),
+    ('{"D": 2, "D": 3, "A": [2, 2], "I": [256, 256]}', "key 'D' twice"),
+    ('{"' + "k" * 120_000 + '": 1}', "characters long"),
+    ('{"' + "k" * 50_000 + '": 1}', "longer than 100 characters"),
+    ('{"D": "' + "v" * 50_000 + '"}', "a string of 50,000 characters"),
+    ('{"D": NaN}', "NaN"),
+    ('{"' + "k" * 5_000 + '": [', "not valid JSON"),
+], ids=["int-100k-digits", "int-5k-digits", "nested-60k", "nested-30", "duplicate-key", "key-120KB", "key-50KB",
+        "string-50KB", "nan", "cut-short"])
+def test_hostile_configuration_json_exits_2_fast_without_echoing_it(capsys, text, message):
+    from hwnas.cli import main
+
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_:
+        main(["measure", "--space", "bert-mini", "--threads", "1", "--config", text])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert len(lines[0]) < 400 and time.monotonic() - started < 5
