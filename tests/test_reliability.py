@@ -356,3 +356,108 @@ def test_hostile_configuration_json_exits_2_fast_without_echoing_it(capsys, text
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(lines) == 1 and message in lines[0], lines
     assert len(lines[0]) < 400 and time.monotonic() - started < 5
+
+
+def _synth_request(out):
+    return SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
+                         population=10, evaluator=StandIn(), supernet=SyntheticNet())
+
+
+@pytest.fixture(scope="module")
+def complete_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("complete") / "run"
+    search(_synth_request(out))
+    return out
+
+
+def _edit_row(k, edit):
+    def apply(lines):
+        row = json.loads(lines[k])
+        edit(row)
+        lines[k] = json.dumps(row)
+        return lines
+    return apply
+
+
+@pytest.mark.parametrize("edit,message", [
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("accuracy", float("nan"))), "line 6 is not a JSON row"),
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("params", -10.0)), "line 6: field 'objectives.params' is -10.0, negative"),
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("accuracy", 1.5)), "'objectives.accuracy' is 1.5, not a fraction"),
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("params", "12")), "'objectives.params' is '12', not a finite number"),
+    (_edit_row(5, lambda r: r["objectives"].pop("params")), "'objectives.params' is missing"),
+    (_edit_row(5, lambda r: r.__setitem__("index", 6)), "line 6: field 'index' is 6, expected 5"),
+    (_edit_row(5, lambda r: r.__setitem__("index", True)), "field 'index' is True, not an integer"),
+    (lambda lines: lines[:5] + [lines[4]] + lines[6:], "line 6: field 'index' is 4, expected 5"),
+    (lambda lines: lines[:5] + ["garbage"] + lines[6:], "line 6 is not a JSON row"),
+    (lambda lines: lines[:5] + [""] + lines[5:], "line 6 is not a JSON row"),
+])
+def test_bad_stored_rows_are_refused_on_resume_and_by_readers(tmp_path, complete_run, edit, message):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(complete_run, out)
+    rows_file = out / "evaluations.jsonl"
+    rows_file.write_text("\n".join(edit(rows_file.read_text().splitlines())) + "\n")
+    header = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**header, "status": "running"}))  # a killed run, to resume
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(InputError, match=message) as refused:
+        search(_synth_request(out))  # stored rows get the same checks as new ones
+    assert str(rows_file) in str(refused.value)
+    with pytest.raises(InputError, match=message):
+        read_run(out, require_complete=False)  # what export and report read
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # left as it was
+
+
+def test_export_rebuilds_the_front_from_the_rows_and_refuses_an_edited_pareto_json(tmp_path, complete_run, capsys):
+    import shutil
+
+    from hwnas.cli import main
+
+    out = tmp_path / "run"
+    shutil.copytree(complete_run, out)
+    run = read_run(out)
+    assert run.front == json.loads((out / "pareto.json").read_text())["front"]  # rebuilt == what search wrote
+    pareto = json.loads((out / "pareto.json").read_text())
+    forged = {"index": 7, "config": {f"x{i}": 5 for i in range(6)}, "objectives": {"accuracy": 0.999, "params": 1.0}}
+    pareto["front"].insert(0, forged)  # a never-evaluated configuration
+    (out / "pareto.json").write_text(json.dumps(pareto))
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--run", str(out), "--supernet", "search_synthetic:make", "--out", str(tmp_path / "ex")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "pareto.json" in lines[0] and "front[0]" in lines[0], lines
+    assert not (tmp_path / "ex").exists()
+
+    (out / "pareto.json").unlink()
+    assert all(r["objectives"]["accuracy"] < 0.999 for r in read_run(out, require_complete=False).front)
+    shutil.copy(complete_run / "pareto.json", out / "pareto.json")
+    header = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**header, "evals": N - 5}))  # evals edited below the row count
+    with pytest.raises(InputError, match=f"holds {N} rows, more than the budget 'evals' {N - 5}"):
+        read_run(out)
+    (out / "run.json").write_text(json.dumps(header))
+    lines = (out / "evaluations.jsonl").read_text().splitlines()
+    twin = json.loads(lines[3])
+    twin["index"] = N - 1
+    (out / "evaluations.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(twin)]) + "\n")
+    with pytest.raises(InputError, match=f"line {N}: field 'config' repeats the configuration of line 4"):
+        read_run(out)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("evals", "40", "field 'evals' is '40', not a positive integer"),
+    ("evals", 39.5, "field 'evals' is 39.5, not a positive integer"),
+    ("objectives", "accuracy", "missing or bad field"),
+], ids=["evals-string", "evals-float", "objectives-string"])
+def test_a_bad_run_json_is_refused_naming_the_field(tmp_path, complete_run, field, value, message):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(complete_run, out)
+    header = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**header, field: value}))
+    with pytest.raises(InputError, match=message):
+        read_run(out)
+    (out / "run.json").write_text('{"schema": "hwnas-run/1", "evals": ' + "9" * 100_000 + "}")
+    with pytest.raises(InputError, match="run.json' is corrupt"):
+        read_run(out)

@@ -267,6 +267,8 @@ def _read_json(path: Path, what: str) -> Any:
         raise InputError(f"cannot read {what} {str(path)!r}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} {str(path)!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of 100,000 digits, lists nested 60,000 deep
+        raise InputError(f"{what} {str(path)!r} is corrupt ({_clip(str(exc), 120)})") from None
 
 
 def read_run(path: str | os.PathLike, *, space: str | None = None, require_complete: bool = True) -> Run:
@@ -301,6 +303,9 @@ def read_run(path: str | os.PathLike, *, space: str | None = None, require_compl
         raise InputError(f"{str(path / RUN_JSON)!r} is corrupt: missing or bad field {exc}") from None
     if not objectives:
         raise InputError(f"{str(path / RUN_JSON)!r} lists no objectives")
+    if not isinstance(meta["evals"], int) or isinstance(meta["evals"], bool) or meta["evals"] < 1:
+        raise InputError(f"{str(path / RUN_JSON)!r} is corrupt: field 'evals' is {_clip(meta['evals'])}, "
+                         "not a positive integer")
     meta = {**meta, "objectives": objectives}
     if space is not None and run_space != space:
         raise InputError(f"run {str(path)!r} is of space {run_space!r}, not --space {space!r}")
