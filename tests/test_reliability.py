@@ -461,3 +461,55 @@ def test_a_bad_run_json_is_refused_naming_the_field(tmp_path, complete_run, fiel
     (out / "run.json").write_text('{"schema": "hwnas-run/1", "evals": ' + "9" * 100_000 + "}")
     with pytest.raises(InputError, match="run.json' is corrupt"):
         read_run(out)
+
+
+def test_a_full_disk_during_a_search_fails_naming_the_file_and_the_rerun_completes(tmp_path, reference, monkeypatch,
+                                                                                 capsys):
+    import errno
+
+    from hwnas.cli import main
+
+    out = tmp_path / "run"
+    real_fsync = os.fsync
+    appended = []
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("evaluations.jsonl"):
+            appended.append(fd)
+            if len(appended) > 12:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(SystemExit) as exit_:
+        main(_search_args(out)[3:])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"hwnas: failed: No space left on device: {out / 'evaluations.jsonl'}", err
+    data = (out / "evaluations.jsonl").read_bytes()
+    assert data.endswith(b"\n") and data.count(b"\n") == 12  # the 13th row is not left half there
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    main(_search_args(out)[3:])  # space freed: the same command resumes and completes
+    assert _strip(_rows(out)) == reference
+
+
+def test_a_full_disk_while_saving_a_profile_keeps_the_previous_good_file(tmp_path, monkeypatch):
+    import errno
+
+    from hwnas.profiling.profile import load_profile
+
+    path = tmp_path / "p.json"
+    path.write_bytes(PROFILE.read_bytes())
+    profile = load_profile(path)
+    profile.blocks[sorted(profile.blocks)[0]]["median_ms"] = 0.123
+
+    def fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output error") as failed:
+        profile.save(path)
+    assert failed.value.filename == str(path)
+    assert path.read_bytes() == PROFILE.read_bytes()  # the previous good file, intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]  # no temporary file left

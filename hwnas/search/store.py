@@ -446,10 +446,19 @@ class RunDirectory:
         if row.get("index") != len(self.rows):
             raise ValueError(f"row index {row.get('index')} is not the next index {len(self.rows)}")
         line = json.dumps(row, separators=(",", ":"), allow_nan=False) + "\n"
-        with open(self.path / EVALUATIONS, "a") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        path = self.path / EVALUATIONS
+        with open(path, "ab") as fh:
+            before = fh.tell()
+            try:
+                fh.write(line.encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:  # a full disk, an I/O error: cut back to the last good row
+                try:
+                    fh.truncate(before)
+                except OSError:
+                    pass  # a torn last line is then dropped (with a warning) on resume
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         self.rows.append(row)
 
     def write_pareto(self, names: list[str], front: Iterable[dict[str, Any]]) -> None:
@@ -465,10 +474,13 @@ class RunDirectory:
 
     def append_hypervolume(self, evaluations: int, hv: float) -> None:
         """One more hypervolume.csv row (flushed; rewritten whole at the end and on resume)."""
-        if self._hv_fh is None:
-            self._hv_fh = open(self.path / HYPERVOLUME, "a")
-        self._hv_fh.write(f"{evaluations},{hv!r}\n")
-        self._hv_fh.flush()
+        try:
+            if self._hv_fh is None:
+                self._hv_fh = open(self.path / HYPERVOLUME, "a")
+            self._hv_fh.write(f"{evaluations},{hv!r}\n")
+            self._hv_fh.flush()
+        except OSError as exc:  # rewritten whole at the end and on resume; name the file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path / HYPERVOLUME)) from None
 
     def close(self) -> None:
         if self._hv_fh is not None:
