@@ -186,7 +186,7 @@ def test_store_round_trip_and_completeness_rules(tmp_path):
     cut = make_run(tmp_path / "cut", n=3)
     with open(cut / "evaluations.jsonl", "a") as fh:
         fh.write('{"index": 3, "conf')  # killed mid-write
-    with pytest.raises(InputError, match="torn .an interrupted write.; 3 of 4 evaluations"):
+    with pytest.raises(InputError, match="torn by an interrupted write.; 3 of 4 evaluations"):
         read_run(cut)
     snapshot = read_run(cut, require_complete=False)
     assert len(snapshot.evaluations) == 3 and not snapshot.complete

@@ -319,7 +319,7 @@ def read_run(path: str | os.PathLike, *, space: str | None = None, require_compl
         problems.append(f"status is {meta.get('status')!r}")
     rows, _, truncated = _parse_rows(path / EVALUATIONS, objectives)
     if truncated:
-        problems.append("the last row of evaluations.jsonl is torn (an interrupted write)")
+        problems.append("the last row of evaluations.jsonl is truncated (torn by an interrupted write)")
     if len(rows) > evals:
         raise InputError(f"{str(path / EVALUATIONS)!r} holds {len(rows)} rows, more than the budget "
                          f"'evals' {evals} of {str(path / RUN_JSON)!r}")
@@ -346,13 +346,18 @@ def read_run(path: str | os.PathLike, *, space: str | None = None, require_compl
                         for p in pareto["front"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{str(path / PARETO)!r} is corrupt: missing or bad field {exc}") from None
-        if not problems and recorded != front:
-            # A complete run's pareto.json is the front of its rows; anything else was edited.
-            where = next((k for k, (a, b) in enumerate(zip(recorded, front)) if a != b), min(len(recorded), len(front)))
-            got = recorded[where]["index"] if where < len(recorded) else None
-            want = front[where]["index"] if where < len(front) else None
-            raise InputError(f"{str(path / PARETO)!r} disagrees with evaluations.jsonl: field 'front[{where}]' is "
-                             f"row {_clip(got)}, the rows' front has {_clip(want)}")
+        if not problems:
+            # A complete run's pareto.json holds the front of its rows (in any order); anything
+            # else was edited: refused, naming the first entry that is not a front row.
+            ours = {json.dumps(p, sort_keys=True) for p in front}
+            for where, entry in enumerate(recorded):
+                if json.dumps(entry, sort_keys=True) not in ours:
+                    raise InputError(f"{str(path / PARETO)!r} disagrees with evaluations.jsonl: field "
+                                     f"'front[{where}]' (row {_clip(entry['index'])}) is not a validated "
+                                     "non-dominated row of the run")
+            if len(recorded) != len(front):
+                raise InputError(f"{str(path / PARETO)!r} disagrees with evaluations.jsonl: field 'front' has "
+                                 f"{len(recorded)} entries, the rows' front {len(front)}")
     else:
         problems.append("pareto.json is missing")
 
