@@ -513,3 +513,26 @@ def test_a_full_disk_while_saving_a_profile_keeps_the_previous_good_file(tmp_pat
     assert failed.value.filename == str(path)
     assert path.read_bytes() == PROFILE.read_bytes()  # the previous good file, intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]  # no temporary file left
+
+
+def test_report_and_quickstart_outputs_have_one_writer_too(tmp_path, complete_run):
+    from hwnas.quickstart import run_quickstart
+    from hwnas.report import build_report
+
+    report, quick = tmp_path / "report", tmp_path / "quick"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from hwnas.locking import exclusive\n"
+                               f"with exclusive({str(report)!r}), exclusive({str(quick)!r}):\n"
+                               "    print('held', flush=True); time.sleep(60)"],
+                              env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"'{report}' is in use by another hwnas process \(PID {holder.pid}\)"):
+            build_report(complete_run, out=report)
+        with pytest.raises(InputError, match=rf"'{quick}' is in use by another hwnas process \(PID {holder.pid}\)"):
+            run_quickstart(quick, evals=50, threads=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".quick.lock", ".report.lock"]  # held, then killed
+    build_report(complete_run, out=report)  # a dead holder's lock file blocks nothing
+    assert (report / "report.json").is_file() and not (tmp_path / ".report.lock").exists()
