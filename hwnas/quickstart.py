@@ -160,7 +160,7 @@ def _run_locked(out: Path, *, space: str, evals: int, top: int, int8: bool, thre
     from hwnas.deploy.pipeline import export_run
     from hwnas.evaluation.accuracy import get_evaluator
     from hwnas.profiling.profiler import MeasurePolicy, Profiler
-    from hwnas.report import build_report
+    from hwnas.report import _load_manifest, build_report
     from hwnas.search.driver import SearchRequest, execute, prepare
     from hwnas.supernets.registry import get_supernet
 
@@ -215,7 +215,7 @@ def _run_locked(out: Path, *, space: str, evals: int, top: int, int8: bool, thre
         manifest_path = paths.export / "manifest.json"
         if manifest_path.is_file():
             events.step(3, f"export already in {paths.export}, kept")
-            manifest = json.loads(manifest_path.read_text())
+            manifest = _load_manifest(paths.export)  # checked, not trusted
         else:
             events.step(3, f"export of {min(top, len(result.front))} models of the front"
                            f"{' with INT8 variants' if int8 else ''} → {paths.export}")

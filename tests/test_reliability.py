@@ -8,8 +8,8 @@ synthetic supernet (``tests/search_synthetic.py``), the export and profile the s
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -536,3 +536,27 @@ def test_report_and_quickstart_outputs_have_one_writer_too(tmp_path, complete_ru
     assert sorted(p.name for p in tmp_path.iterdir()) == [".quick.lock", ".report.lock"]  # held, then killed
     build_report(complete_run, out=report)  # a dead holder's lock file blocks nothing
     assert (report / "report.json").is_file() and not (tmp_path / ".report.lock").exists()
+
+
+def test_a_bad_export_manifest_is_refused_by_report_naming_the_field(tmp_path):
+    from hwnas.deploy.pipeline import MANIFEST_SCHEMA
+    from hwnas.report import MANIFEST_SCHEMA as REPORT_READS
+    from hwnas.report import build_report
+
+    assert REPORT_READS == MANIFEST_SCHEMA
+    export = tmp_path / "ex"
+    export.mkdir()
+    model = {"file": "m.onnx", "config": {"D": 1}, "params": 10, "measured_ms": 0.5, "predicted_ms": {"here": 0.4},
+             "test_accuracy": 0.8, "int8": {"measured_ms": 0.3, "test_accuracy": 0.79}}
+    for field, value, name in [("measured_ms", -1.0, "models[0].measured_ms"),
+                               ("test_accuracy", 3.0, "models[0].test_accuracy"),
+                               ("predicted_ms", {"here": "fast"}, "models[0].predicted_ms.here"),
+                               ("int8", {"measured_ms": float("inf")}, "models[0].int8.measured_ms"),
+                               ("config", None, "models[0].config")]:
+        doc = {"schema": MANIFEST_SCHEMA, "models": [{**model, field: value}]}
+        (export / "manifest.json").write_text(json.dumps(doc))
+        before = (export / "manifest.json").read_bytes()
+        with pytest.raises(InputError, match=rf"manifest.json' is corrupt: .*{re.escape(name)}"):
+            build_report(export)
+        assert (export / "manifest.json").read_bytes() == before and sorted(p.name for p in export.iterdir()) == [
+            "manifest.json"]
