@@ -234,10 +234,13 @@ def export(run: PathLike | None = None, *, out: PathLike, top: int | None = None
     supernet = get_supernet(space, plugin)
     chosen = _config(supernet, config)
     check_export_dir(out)
-    measurement = measurement_for(supernet, [], ep, threads)
-    return deploy(supernet, [{"config": chosen}], Path(out), measurement=measurement,
-                  accuracy=accuracy_source(supernet, batch=measurement.shape.get("batch", 1)), int8=int8,
-                  extra={"source": {"kind": "configs"}}, progress=progress)
+    from hwnas.locking import exclusive
+
+    with exclusive(out):
+        measurement = measurement_for(supernet, [], ep, threads)
+        return deploy(supernet, [{"config": chosen}], Path(out), measurement=measurement,
+                      accuracy=accuracy_source(supernet, batch=measurement.shape.get("batch", 1)), int8=int8,
+                      extra={"source": {"kind": "configs"}}, progress=progress)
 
 
 def report(directory: PathLike, *, export: PathLike | None = None, out: PathLike | None = None) -> dict[str, Any]:

@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("hwnas: interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        if os.environ.get("HWNAS_DEBUG"):
+            raise
+        # a full disk, an I/O error: one line naming the file (the previous good file is intact)
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        click.echo(f"hwnas: failed: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
     except Exception as exc:
         if os.environ.get("HWNAS_DEBUG"):
             raise

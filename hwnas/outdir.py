@@ -139,20 +139,35 @@ def staged_output(out: str | os.PathLike, kind: OutputKind, *, replace: bool = F
     ``out`` is removed then; without it, ``out`` must be new or empty. On any error the staging
     directory is removed and ``out`` is left as it was.
     """
+    from hwnas.locking import exclusive, remove_stale_staging
+
     check_out_dir(out, kind, reuse=replace, option=option)
     real = Path(out).resolve()
-    staging = Path(tempfile.mkdtemp(prefix=f".{real.name}.partial-", dir=real.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; the user expects a normal directory
-    try:
-        yield staging
-        earlier = check_out_dir(out, kind, reuse=replace, option=option)
-        if earlier is not None:
-            shutil.rmtree(real)  # provably an earlier output of this kind, checked just now
-        elif real.is_dir():
-            real.rmdir()  # empty
-        os.replace(staging, real)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with exclusive(out, option):
+        remove_stale_staging(out)  # left by a killed writer: we hold the lock, nobody writes them
+        staging = Path(tempfile.mkdtemp(prefix=f".{real.name}.partial-", dir=real.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; the user expects a normal directory
+        try:
+            yield staging
+            earlier = check_out_dir(out, kind, reuse=replace, option=option)
+            if earlier is not None:
+                shutil.rmtree(real)  # provably an earlier output of this kind, checked just now
+            elif real.is_dir():
+                real.rmdir()  # empty
+            os.replace(staging, real)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise write_error(exc, out) from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def write_error(exc: OSError, path: str | os.PathLike) -> OSError:
+    """``exc`` (an I/O error while writing an output: ENOSPC, EIO, ...) as an OSError whose
+    message names ``path`` when it names no file itself."""
+    if getattr(exc, "filename", None) or not exc.errno:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))

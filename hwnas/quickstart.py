@@ -25,16 +25,19 @@ from typing import Any
 
 from hwnas.errors import InputError
 from hwnas.fileio import atomic_write_text, now_iso
+from hwnas.interrupts import terminate_as_interrupt
+from hwnas.locking import exclusive
 from hwnas.outdir import OutputKind, check_out_dir
 from hwnas.supernets.registry import DEFAULT_SPACE
 
 SCHEMA = "hwnas-quickstart/1"
 MARKER = "quickstart.json"
 STEPS = 4
-#: A quickstart directory: its steps' outputs, and what they leave behind when killed mid-write
-#: (temporary files and staging directories).
+#: A quickstart directory: its steps' outputs, their lock files (:mod:`hwnas.locking`), and what
+#: they leave behind when killed mid-write (temporary files and staging directories).
 QUICKSTART_KIND = OutputKind("quickstart", MARKER, SCHEMA, own=re.compile(
-    r"^(profile\.json|search|export|report|\.(profile\.json\..*\.tmp|quickstart\.json\..*\.tmp|(export|report)\.partial-.*))$"))
+    r"^(profile\.json|search|export|report|\.(profile\.json\..*\.tmp|quickstart\.json\..*\.tmp|(export|report)\.partial-.*"
+    r"|(profile\.json|search|export|report)\.lock))$"))
 
 
 class QuickstartEvents:
@@ -130,16 +133,9 @@ def run_quickstart(out: str | Path, *, space: str = DEFAULT_SPACE, evals: int = 
         InputError: before any work, on bad settings, a foreign DIR or a space without accuracy.
         KeyboardInterrupt: after recording ``"interrupted"`` in quickstart.json.
     """
-    import torch
-
     from hwnas.checks import check_int
-    from hwnas.deploy.pipeline import export_run
-    from hwnas.evaluation.accuracy import get_evaluator
-    from hwnas.profiling.profiler import MeasurePolicy, Profiler, resolve_threads
-    from hwnas.report import build_report
+    from hwnas.profiling.profiler import resolve_threads
     from hwnas.search.algorithms import make_algorithm
-    from hwnas.search.driver import SearchRequest, execute, prepare
-    from hwnas.supernets.registry import get_supernet
 
     events = events or QuickstartEvents()
     out, threads = Path(out), resolve_threads(threads)
@@ -151,7 +147,24 @@ def run_quickstart(out: str | Path, *, space: str = DEFAULT_SPACE, evals: int = 
                          f"give at least {population}")
     settings = {"space": space, "evals": evals, "top": top, "int8": int8, "threads": threads, "seed": seed,
                 "algo": "linas", "objectives": "accuracy,latency", "profile": "quick"}
-    existing = check_quickstart_dir(out, settings)
+    check_quickstart_dir(out, settings)
+    with exclusive(out), terminate_as_interrupt():  # one quickstart per directory
+        return _run_locked(out, space=space, evals=evals, top=top, int8=int8, threads=threads, seed=seed,
+                           settings=settings, events=events)
+
+
+def _run_locked(out: Path, *, space: str, evals: int, top: int, int8: bool, threads: int, seed: int,
+                settings: dict[str, Any], events: QuickstartEvents) -> QuickstartResult:
+    import torch
+
+    from hwnas.deploy.pipeline import export_run
+    from hwnas.evaluation.accuracy import get_evaluator
+    from hwnas.profiling.profiler import MeasurePolicy, Profiler
+    from hwnas.report import _load_manifest, build_report
+    from hwnas.search.driver import SearchRequest, execute, prepare
+    from hwnas.supernets.registry import get_supernet
+
+    existing = check_quickstart_dir(out, settings)  # again, under the lock
     supernet = get_supernet(space)
     evaluator = get_evaluator(supernet)  # InputError (exit 2) when the space has no trained weights
     torch.set_num_threads(threads)
@@ -202,7 +215,7 @@ def run_quickstart(out: str | Path, *, space: str = DEFAULT_SPACE, evals: int = 
         manifest_path = paths.export / "manifest.json"
         if manifest_path.is_file():
             events.step(3, f"export already in {paths.export}, kept")
-            manifest = json.loads(manifest_path.read_text())
+            manifest = _load_manifest(paths.export)  # checked, not trusted
         else:
             events.step(3, f"export of {min(top, len(result.front))} models of the front"
                            f"{' with INT8 variants' if int8 else ''} → {paths.export}")

@@ -35,6 +35,7 @@ import numpy as np
 
 from hwnas.errors import InputError
 from hwnas.fileio import now_iso
+from hwnas.interrupts import terminate_as_interrupt
 from hwnas.outdir import OutputKind, staged_output
 from hwnas.search.store import Run, read_run
 
@@ -59,14 +60,72 @@ def _plt():
 # ---------------------------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------------------------
-def _load_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read export manifest {str(path / 'manifest.json')!r}: {exc}") from None
+#: The export manifest's schema (:data:`hwnas.deploy.pipeline.MANIFEST_SCHEMA`; not imported from
+#: there, which would load torch and onnx for a report).
+MANIFEST_SCHEMA = "hwnas-export/1"
+#: Manifest model fields that are numbers when present (None allowed): (name, low, high).
+_MODEL_NUMBERS = (("params", 0, None), ("onnx_params", 0, None), ("macs", 0, None), ("measured_ms", 0, 1e12),
+                  ("parity_max_abs_diff", 0, None), ("size_bytes", 0, None), ("test_accuracy", 0, 1),
+                  ("evaluator_test_accuracy", 0, 1))
+_INT8_NUMBERS = (("measured_ms", 0, 1e12), ("speedup_vs_fp32", 0, None), ("test_accuracy", 0, 1),
+                 ("size_bytes", 0, None), ("max_abs_diff_vs_fp32", 0, None))
+
+
+def _check_number(value: Any, where: str, low: float | None, high: float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"field {where!r} is {_short(value)}, not a number"
+    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        return f"field {where!r} is {value!r}, out of range"
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def check_manifest(manifest: Any, source: str) -> dict[str, Any]:
+    """An export manifest as hwnas writes it, or InputError naming ``source`` and the first bad
+    field (its schema; per model: ``file``, ``config``, finite in-range numbers, ``predicted_ms``
+    and the INT8 variant's numbers)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
-        raise InputError(f"{str(path / 'manifest.json')!r} is not an hwnas export manifest")
+        raise InputError(f"{source} is not an hwnas export manifest")
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise InputError(f"{source} has schema {_short(manifest.get('schema'))}; this hwnas reads {MANIFEST_SCHEMA!r}")
+    for k, model in enumerate(manifest["models"]):
+        where = f"models[{k}]"
+        problem = None
+        if not isinstance(model, dict):
+            problem = f"field {where!r} is not an object"
+        elif not isinstance(model.get("file"), str) or not isinstance(model.get("config"), dict):
+            problem = f"field '{where}.file' or '{where}.config' is missing or bad"
+        else:
+            checks = [(model.get(n), f"{where}.{n}", lo, hi) for n, lo, hi in _MODEL_NUMBERS]
+            predicted = model.get("predicted_ms") or {}
+            if not isinstance(predicted, dict):
+                problem = f"field '{where}.predicted_ms' is not an object"
+            else:
+                checks += [(v, f"{where}.predicted_ms.{lb}", 0, 1e12) for lb, v in predicted.items()]
+            int8 = model.get("int8")
+            if int8 is not None and not isinstance(int8, dict):
+                problem = f"field '{where}.int8' is not an object"
+            elif int8 is not None:
+                checks += [(int8.get(n), f"{where}.int8.{n}", lo, hi) for n, lo, hi in _INT8_NUMBERS]
+            problem = problem or next((p for p in (_check_number(*c) for c in checks) if p), None)
+        if problem:
+            raise InputError(f"{source} is corrupt: {problem}")
     return manifest
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    file = path / "manifest.json"
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"cannot read export manifest {str(file)!r}: {_short(str(exc), 120)}") from None
+    return check_manifest(manifest, f"export manifest {str(file)!r}")
 
 
 def find_export_of(run_dir: Path) -> Path | None:
@@ -478,7 +537,7 @@ def build_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
     directory = Path(directory)
     run, export_path, manifest = resolve_inputs(directory, Path(export_dir) if export_dir else None)
     out = Path(out) if out is not None else default_report_dir(directory)
-    with staged_output(out, REPORT_KIND, replace=True) as staging:
+    with terminate_as_interrupt(), staged_output(out, REPORT_KIND, replace=True) as staging:
         created = now_iso()
         plots: list[str] = []
         lines = ["# hwnas report", "", f"Generated {created} from `{directory}`.", ""]

@@ -562,10 +562,75 @@ class SearchSpace:
                 stack.append(iter(options(col + 1)))
 
 
-def parse_config(text: str, space: SearchSpace) -> Config:
-    """Parse a JSON configuration from the command line and validate it against ``space``."""
+#: The longest configuration JSON taken from the command line (characters); real ones are < 1,000.
+MAX_CONFIG_CHARS = 65_536
+#: The deepest nesting and the longest number or string a configuration may hold.
+MAX_CONFIG_DEPTH = 8
+MAX_CONFIG_TOKEN = 100
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message (its length said when cut)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _config_json(text: str) -> Any:
+    """Strict, bounded JSON for a configuration: no NaN/Infinity, no duplicate keys, no huge
+    numbers or strings, no deep nesting (each refused fast with InputError)."""
+    depth = 0
+    for char in text:  # nesting, counted before the recursive parser sees it
+        if char in "[{":
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                raise InputError(f"configuration is nested deeper than {MAX_CONFIG_DEPTH} levels: {_clip(text)!r}")
+        elif char in "]}":
+            depth -= 1
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if len(key) > MAX_CONFIG_TOKEN:
+                raise InputError(f"configuration key {_clip(key)!r} is longer than {MAX_CONFIG_TOKEN} characters")
+            if key in out:
+                raise InputError(f"configuration has the key {_clip(key)!r} twice")
+            if isinstance(value, str) and len(value) > MAX_CONFIG_TOKEN:
+                raise InputError(f"configuration value of {_clip(key)!r} is a string of {len(value):,} characters")
+            out[key] = value
+        return out
+
+    def number(kind: type) -> Any:
+        def parse(token: str) -> Any:
+            if len(token) > MAX_CONFIG_TOKEN:
+                raise InputError(f"configuration holds a number of {len(token):,} characters: {_clip(token, 40)!r}")
+            return kind(token)
+        return parse
+
+    def constant(name: str) -> Any:
+        raise InputError(f"configuration holds {name}, which is not a number JSON allows")
+
     try:
-        config = json.loads(text)
+        return json.loads(text, object_pairs_hook=pairs, parse_int=number(int), parse_float=number(float),
+                          parse_constant=constant)
     except json.JSONDecodeError as exc:
-        raise InputError(f"configuration is not valid JSON ({exc.msg} at char {exc.pos}): {text!r}") from None
-    return space.validate(config)
+        raise InputError(f"configuration is not valid JSON ({exc.msg} at char {exc.pos}): {_clip(text)!r}") from None
+    except RecursionError:
+        raise InputError(f"configuration is nested too deeply: {_clip(text)!r}") from None
+
+
+def parse_config(text: str, space: SearchSpace) -> Config:
+    """Parse a JSON configuration from the command line and validate it against ``space``.
+
+    Bounded and strict (:func:`_config_json`): more than :data:`MAX_CONFIG_CHARS` characters,
+    nesting deeper than :data:`MAX_CONFIG_DEPTH`, numbers or strings longer than
+    :data:`MAX_CONFIG_TOKEN` characters, duplicate keys and NaN are refused with InputError,
+    whose message never echoes more than a short piece of the text.
+    """
+    if len(text) > MAX_CONFIG_CHARS:
+        raise InputError(f"configuration is {len(text):,} characters long (at most {MAX_CONFIG_CHARS:,}): "
+                         f"{_clip(text)!r}")
+    config = _config_json(text)
+    try:
+        return space.validate(config)
+    except InputError as exc:
+        message = str(exc)
+        raise InputError(_clip(message, 300)) from None

@@ -21,7 +21,7 @@ from hwnas.errors import InputError
 from hwnas.fileio import now_iso
 from hwnas.outdir import OutputKind, check_out_dir, staged_output
 from hwnas.report import build_report
-from hwnas.search.store import RUN_KIND, RunDirectory, inspect_out_dir, read_rows, read_run
+from hwnas.search.store import RUN_KIND, RunDirectory, front_of, inspect_out_dir, read_rows, read_run
 from hwnas.task import ArraySplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +166,7 @@ def make_run(path: Path, n: int = 4, status: str = "complete") -> Path:
     for i in range(n):
         store.append({"index": i, "config": {"x": i}, "objectives": {"accuracy": 0.5 + 0.1 * i, "params": 10.0 * i},
                       "validated": True})
-    store.write_pareto(["accuracy", "params"], store.rows[:2])
+    store.write_pareto(["accuracy", "params"], front_of(store.rows, HEADER["objectives"]))  # the true front
     store.write_hypervolume([0.1 * (i + 1) for i in range(n)])
     store.update(status=status)
     store.close()
@@ -176,9 +176,9 @@ def make_run(path: Path, n: int = 4, status: str = "complete") -> Path:
 def test_store_round_trip_and_completeness_rules(tmp_path):
     run = read_run(make_run(tmp_path / "run"))
     assert run.complete and run.space == "toy" and [r["index"] for r in run.evaluations] == [0, 1, 2, 3]
-    assert [p["index"] for p in run.front] == [0, 1] and run.hypervolume[-1] == (4, pytest.approx(0.4))
+    assert [p["index"] for p in run.front] == [3, 2, 1, 0] and run.hypervolume[-1] == (4, pytest.approx(0.4))
     assert run.objectives[1] == {"name": "params", "maximize": False, "unit": ""}  # normalised
-    assert run.values(run.front).tolist() == [[0.5, 0.0], [0.6, 10.0]]
+    assert run.values(run.front).tolist() == [[0.8, 30.0], [0.7, 20.0], [0.6, 10.0], [0.5, 0.0]]
     assert inspect_out_dir(tmp_path / "run")["status"] == "complete"
     with pytest.raises(InputError, match="not --space 'other'"):
         read_run(tmp_path / "run", space="other")
@@ -186,7 +186,7 @@ def test_store_round_trip_and_completeness_rules(tmp_path):
     cut = make_run(tmp_path / "cut", n=3)
     with open(cut / "evaluations.jsonl", "a") as fh:
         fh.write('{"index": 3, "conf')  # killed mid-write
-    with pytest.raises(InputError, match="truncated; 3 of 4 evaluations"):
+    with pytest.raises(InputError, match="torn by an interrupted write.; 3 of 4 evaluations"):
         read_run(cut)
     snapshot = read_run(cut, require_complete=False)
     assert len(snapshot.evaluations) == 3 and not snapshot.complete
@@ -200,7 +200,7 @@ def test_store_round_trip_and_completeness_rules(tmp_path):
     lines = (bad / "evaluations.jsonl").read_text().splitlines()
     lines[1] = "{not json"
     (bad / "evaluations.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(InputError, match="line 2 is corrupt"):
+    with pytest.raises(InputError, match="line 2 is not a JSON row"):
         read_run(bad, require_complete=False)
 
 

@@ -30,11 +30,13 @@ def profile(space: str, ep: str, out: Path, threads: int | None, batch: int | No
             shape_items: tuple[str, ...], quick: bool, plugin: str | None, as_json: bool) -> None:
     """Measure every block of a space and a calibration set of whole sub-networks on this device."""
     from hwnas import api
+    from hwnas.locking import refuse_if_locked
     from hwnas.profiling.profiler import resolve_threads
 
     supernet = api.get_supernet(space, plugin)
     shape = supernet.resolve_shape(parse_shape(shape_items, batch=batch, seq_len=seq_len))
     threads = resolve_threads(threads)
+    refuse_if_locked(out)  # another profiler writes --out: one error line, before the progress bar
     with progress_bar() as bar:
         task = bar.add_task(f"profiling {space} ({ep}, {threads} threads)", total=None, item="")
         result = api.profile(space, out, ep=ep, threads=threads, shape=shape, quick=quick, supernet=supernet,

@@ -37,6 +37,8 @@ from hwnas.deploy.select import SPREAD_METHOD, spread_along_front
 from hwnas.checks import check_int
 from hwnas.errors import InputError
 from hwnas.fileio import now_iso
+from hwnas.interrupts import terminate_as_interrupt
+from hwnas.locking import exclusive
 from hwnas.outdir import OutputKind, check_out_dir, staged_output
 from hwnas.predictors.profiles import ProfileRef, run_profiles
 from hwnas.search.store import read_run
@@ -127,7 +129,7 @@ def export_configs(
     out = Path(out)
     check_export_dir(out)
     configs = [supernet.space.validate(c) for c in configs]
-    with staged_output(out, EXPORT_KIND) as staging:
+    with terminate_as_interrupt(), staged_output(out, EXPORT_KIND) as staging:
         models = [export_one(supernet, c, staging, shape) for c in configs]
         manifest = {**_manifest_head(supernet), "models": models, **(extra or {})}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -173,7 +175,7 @@ def deploy(
     warnings: list[str] = [f"profile {p.label!r}: this machine differs from the profiled device: "
                            f"{'; '.join(p.differences)}" for p in profiles if p.differences]
     warnings += [f"profile {p.label!r}: {p.note}" for p in profiles if p.note]
-    with staged_output(out, EXPORT_KIND) as staging:
+    with terminate_as_interrupt(), staged_output(out, EXPORT_KIND) as staging:
         models = []
         for number, (item, config) in enumerate(zip(items, configs), 1):
             tag = f"[{number}/{len(items)}]"
@@ -330,13 +332,21 @@ def export_run(
     Raises:
         InputError: missing, incomplete or other-space run; bad ``top``; ``out`` not new/empty.
     """
-    from hwnas.supernets.registry import get_supernet
-
     out = Path(out)
     if top is not None:
         top = check_int("--top", top, 1)
     run = read_run(run_dir, space=space, require_complete=True)
     check_export_dir(out)
+    with exclusive(out), terminate_as_interrupt():  # one writer per output, from the start
+        return _export_run(run, out, top=top, plugin=plugin, int8=int8, ep=ep, threads=threads,
+                           evaluator=evaluator, supernet=supernet, progress=progress)
+
+
+def _export_run(run: Any, out: Path, *, top: int | None, plugin: str | None, int8: bool, ep: str | None,
+                threads: int | None, evaluator: Any, supernet: Supernet | None,
+                progress: ProgressFn | None) -> dict[str, Any]:
+    from hwnas.supernets.registry import get_supernet
+
     if not run.front:
         raise InputError(f"run {str(run.path)!r} has an empty Pareto front; nothing to export")
     recorded = run.meta.get("plugin")

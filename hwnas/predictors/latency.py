@@ -62,6 +62,7 @@ class LatencyPredictor:
     def __init__(self, profile: Profile, supernet: Supernet, calibrate: bool = True):
         if profile.space != supernet.name:
             raise InputError(f"profile is for space {profile.space!r}, not {supernet.name!r}")
+        profile.check_configs(supernet.space)  # a calibration entry that is no configuration: refused
         self.profile = profile
         self.supernet = supernet
         self.shape = profile.shape

@@ -8,6 +8,7 @@ profile and an existing good profile is only ever replaced by a complete, newer 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class Profile:
     stats: dict[str, float] = field(default_factory=dict)
     complete: bool = False
     hwnas_version: str = ""
+    source: str = field(default="profile", compare=False, repr=False)  # for messages; not saved
 
     @property
     def shape(self) -> dict[str, int]:
@@ -78,7 +80,7 @@ class Profile:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically: a temporary file beside ``path``, then rename over it."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "profile") -> Profile:
@@ -100,14 +102,56 @@ class Profile:
                 complete=bool(data.get("complete", False)),
                 hwnas_version=str(data.get("hwnas_version", "")),
             )
-            for timing in profile.blocks.values():
-                float(timing["median_ms"])
-            for entry in profile.calibration:
-                dict(entry["config"]), float(entry["median_ms"])
             dict(profile.settings["shape"]), str(profile.settings["ep"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{source} is corrupt: missing or bad field {exc}") from None
+        for key, timing in profile.blocks.items():
+            _check_timing(timing, f"blocks[{_clip(key)}]", source)
+        for number, entry in enumerate(profile.calibration):
+            if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+                raise InputError(f"{source} is corrupt: field 'calibration[{number}].config' is missing or "
+                                 "not an object")
+            _check_timing(entry, f"calibration[{number}]", source)
+        profile.source = source
         return profile
+
+    def check_configs(self, space: Any) -> None:
+        """Refuse a calibration entry that is not a valid configuration of ``space``
+        (a :class:`~hwnas.space.SearchSpace`), naming the file and the entry."""
+        for number, entry in enumerate(self.calibration):
+            try:
+                space.validate(entry["config"])
+            except InputError as exc:
+                raise InputError(f"{self.source} is corrupt: field 'calibration[{number}].config' is not a valid "
+                                 f"configuration ({_clip(str(exc), 200)})") from None
+
+
+#: Latency fields a timing must have; every other ``*_ms`` field it has is checked the same way.
+REQUIRED_MS = ("median_ms",)
+#: The largest latency taken as real (ms); anything above is a corrupt file.
+ABSURD_MS = 1e12
+
+
+def _clip(text: Any, limit: int = 60) -> str:
+    text = text if isinstance(text, str) else repr(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _check_timing(timing: Any, where: str, source: str) -> None:
+    """A timing's latencies: real numbers (not strings or booleans), finite, at least 0 and below
+    :data:`ABSURD_MS`. Raises InputError naming ``source`` and the first bad field."""
+    if not isinstance(timing, dict):
+        raise InputError(f"{source} is corrupt: field {where!r} is not an object")
+    for name in [*REQUIRED_MS, *sorted(k for k in timing if k.endswith("_ms") and k not in REQUIRED_MS)]:
+        field_name = f"{where}.{name}"
+        if name not in timing:
+            raise InputError(f"{source} is corrupt: field {field_name!r} is missing")
+        value = timing[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{source} is corrupt: field {field_name!r} is {_clip(value)}, not a number")
+        if not math.isfinite(value) or value < 0 or value > ABSURD_MS:
+            raise InputError(f"{source} is corrupt: field {field_name!r} is {value!r}, not a latency "
+                             f"(a finite number of ms from 0 to {ABSURD_MS:g})")
 
 
 def load_profile(path: str | os.PathLike, space: str | None = None) -> Profile:
@@ -128,6 +172,8 @@ def load_profile(path: str | os.PathLike, space: str | None = None) -> Profile:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"profile {str(path)!r} is corrupt (not JSON: {exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of 100,000 digits, lists nested 60,000 deep
+        raise InputError(f"profile {str(path)!r} is corrupt (not a profile: {_clip(str(exc), 120)})") from None
     profile = Profile.from_dict(data, source=f"profile {str(path)!r}")
     if space is not None and profile.space != space:
         raise InputError(f"profile {str(path)!r} is for space {profile.space!r}, not {space!r}")

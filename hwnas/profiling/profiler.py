@@ -24,6 +24,8 @@ import hwnas
 from hwnas.onnx_export import export_onnx_bytes
 from hwnas.checks import check_int
 from hwnas.errors import InputError
+from hwnas.interrupts import terminate_as_interrupt
+from hwnas.locking import exclusive, refuse_if_locked
 from hwnas.profiling.fingerprint import (
     device_fingerprint,
     device_id,
@@ -161,10 +163,12 @@ class Profiler:
             raise InputError(f"--out {str(self.out)!r} is not writable")
         if self.out.is_dir():
             raise InputError(f"--out {str(self.out)!r} is a directory; give a file name")
+        refuse_if_locked(self.out)  # another profiler is writing it: refused before any work
         if not self.out.exists():
             return Profile(space=self.supernet.name, device=self.device, settings=self.settings,
                            hwnas_version=hwnas.__version__)
         existing = load_profile(self.out, space=self.supernet.name)
+        existing.check_configs(self.supernet.space)
         if existing.settings != self.settings:
             diffs = [
                 f"{k}: {existing.settings.get(k)!r} in file vs {v!r} now"
@@ -195,10 +199,19 @@ class Profiler:
     def run(self, progress: ProgressFn | None = None, on_start: Callable[[int], None] | None = None) -> Profile:
         """Measure everything pending, saving after each item. Returns the profile.
 
+        Holds the exclusive lock of ``out`` (:func:`hwnas.locking.exclusive`) throughout, and
+        reopens the file under it (another process may have written it since this profiler was
+        made). SIGTERM stops it like Ctrl-C (KeyboardInterrupt), after saving what was measured.
+
         Args:
             progress: called with (stage, key) after each item, measured or failed.
             on_start: called once with the number of items to measure.
         """
+        with exclusive(self.out), terminate_as_interrupt():
+            self.profile = self._open()
+            return self._run(progress, on_start)
+
+    def _run(self, progress: ProgressFn | None, on_start: Callable[[int], None] | None) -> Profile:
         pending = self.pending()
         self._noise_keys = set(pending["noise"])
         self._exported: dict[str, tuple[bytes, dict[str, np.ndarray]]] = {}

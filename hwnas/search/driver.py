@@ -28,10 +28,7 @@ hypervolumes of different runs over the same objectives are comparable.
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -42,6 +39,8 @@ import numpy as np
 import hwnas
 from hwnas.checks import check_int
 from hwnas.errors import InputError
+from hwnas.interrupts import terminate_as_interrupt
+from hwnas.locking import exclusive, refuse_if_locked
 from hwnas.search.algorithms import Algorithm, make_algorithm
 from hwnas.search.archive import Archive, ProgressEvent
 from hwnas.search.executor import Executor
@@ -210,6 +209,7 @@ def prepare(request: SearchRequest) -> Prepared:
         settings["population"] = request.population
     algorithm = make_algorithm(request.algo, **settings)
     existing = inspect_out_dir(Path(request.out))
+    refuse_if_locked(request.out)  # another search is writing there: refused before any work
     if request.supernet is not None:
         supernet = request.supernet
         if supernet.space.name != request.space:
@@ -280,22 +280,7 @@ def _header(request: SearchRequest, problem: Problem, algorithm: Algorithm, fact
 # ---------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt (like SIGINT) while the search runs, so both stop it
-    the same clean way; handlers are restored afterwards. No-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+_terminate_as_interrupt = terminate_as_interrupt  # the name this module used before
 
 
 def _result(prepared: Prepared, run: RunDirectory, archive: Archive) -> SearchResult:
@@ -338,6 +323,15 @@ def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None
     rerunning the same request resumes it.
     """
     request = prepared.request
+    out = Path(request.out)
+    out.resolve().parent.mkdir(parents=True, exist_ok=True)  # checked writable by prepare()
+    with exclusive(out), terminate_as_interrupt():
+        return _execute_locked(prepared, progress, executor)
+
+
+def _execute_locked(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None,
+                    executor: Executor | None) -> SearchResult:
+    request = prepared.request
     run = RunDirectory.open(request.out, prepared.header)
     archive = Archive(prepared.problem, run, int(run.header["evals"]), progress, executor)
     if progress is not None:
@@ -347,8 +341,7 @@ def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None
             return _result(prepared, run, archive)
         archive.write_front()
         rng = np.random.default_rng(int(run.header["seed"]))
-        with _terminate_as_interrupt():
-            stop_reason = drive(prepared.algorithm, prepared.problem, archive, rng)
+        stop_reason = drive(prepared.algorithm, prepared.problem, archive, rng)
         archive.write_front()
         run.write_hypervolume(archive.hv_series)
         run.update(status="complete", finished=now_iso(), stop_reason=stop_reason,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ import numpy as np
 from hwnas.errors import InputError
 from hwnas.fileio import atomic_write_text as write_atomic
 from hwnas.fileio import now_iso
+from hwnas.locking import held_by
 from hwnas.outdir import OutputKind, check_out_dir
 
 SCHEMA = "hwnas-run/1"
@@ -54,7 +56,8 @@ IDENTITY = ("schema", "space", "plugin", "algo", "evals", "seed", "objectives", 
 RUN_KIND = OutputKind("run", RUN_JSON, SCHEMA, parents=True)
 
 __all__ = ["EVALUATIONS", "HYPERVOLUME", "IDENTITY", "PARETO", "RUN_JSON", "RUN_KIND", "SCHEMA", "Run",
-           "RunDirectory", "identity_mismatch", "inspect_out_dir", "now_iso", "read_rows", "read_run"]
+           "RunDirectory", "check_row", "front_of", "identity_mismatch", "inspect_out_dir", "now_iso", "read_rows",
+           "read_run"]
 
 
 def inspect_out_dir(out: str | os.PathLike) -> dict[str, Any] | None:
@@ -82,13 +85,92 @@ def identity_mismatch(existing: dict[str, Any], header: dict[str, Any]) -> str |
     return None
 
 
-def _parse_rows(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
-    """Rows of an evaluations.jsonl, the byte length of its complete, valid part, and whether a
-    cut-short last line was left out.
+#: Objective units whose values can never be negative; a ``fraction`` lies in [0, 1].
+NON_NEGATIVE_UNITS = ("ms", "count", "nats")
+#: The largest objective value taken as real (a latency of 1e12 ms is a corrupt file).
+ABSURD = 1e12
 
-    Row k must be a JSON object with ``index`` k, a ``config`` and ``objectives`` objects (what
-    :meth:`RunDirectory.append` writes). A last line without a newline, or a last line that does
-    not parse, is a write cut short: left out. A bad line before it raises InputError.
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_row(row: Any, position: int, objectives: Sequence[dict[str, Any]] | None = None) -> None:
+    """Check one evaluations.jsonl row as :meth:`RunDirectory.append` writes it.
+
+    ``objectives`` (run.json's ``[{"name", "unit"}, ...]``), when given: the row's objectives
+    are exactly those, each a finite number within its unit's range (``fraction`` in [0, 1];
+    ``ms``, ``count``, ``nats`` at least 0; all below :data:`ABSURD`).
+
+    Raises:
+        ValueError: naming the first bad field.
+    """
+    if not isinstance(row, dict):
+        raise ValueError(f"not a JSON object but {type(row).__name__}")
+    index = row.get("index")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise ValueError(f"field 'index' is {_clip(index)}, not an integer")
+    if index != position:
+        raise ValueError(f"field 'index' is {index}, expected {position} (rows out of order or repeated)")
+    if not isinstance(row.get("config"), dict):
+        raise ValueError("field 'config' is missing or not an object")
+    values = row.get("objectives")
+    if not isinstance(values, dict):
+        raise ValueError("field 'objectives' is missing or not an object")
+    if "validated" in row and not isinstance(row["validated"], bool):
+        raise ValueError(f"field 'validated' is {_clip(row['validated'])}, not true/false")
+    if objectives is None:
+        return
+    for objective in objectives:
+        name, unit = objective["name"], objective.get("unit", "")
+        if name not in values:
+            raise ValueError(f"field 'objectives.{name}' is missing")
+        value = values[name]
+        if not _is_number(value) or not math.isfinite(value):
+            raise ValueError(f"field 'objectives.{name}' is {_clip(value)}, not a finite number")
+        if unit == "fraction" and not 0.0 <= value <= 1.0:
+            raise ValueError(f"field 'objectives.{name}' is {value!r}, not a fraction in [0, 1]")
+        if unit in NON_NEGATIVE_UNITS and value < 0:
+            raise ValueError(f"field 'objectives.{name}' is {value!r}, negative")
+        if abs(value) > ABSURD:
+            raise ValueError(f"field 'objectives.{name}' is {value!r}, absurdly large")
+    extra = sorted(set(values) - {o["name"] for o in objectives})
+    if extra:
+        raise ValueError(f"field 'objectives.{_clip(extra[0])}' is not an objective of this run")
+
+
+def _clip(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _loads_strict(line: bytes) -> Any:
+    """A JSON line; NaN, Infinity and duplicate keys are refused (the writer never makes them)."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise ValueError(f"duplicate key {_clip(key)}")
+            out[key] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    return json.loads(line, object_pairs_hook=pairs, parse_constant=constant)
+
+
+def _parse_rows(path: Path, objectives: Sequence[dict[str, Any]] | None = None
+                ) -> tuple[list[dict[str, Any]], int, bool]:
+    """Rows of an evaluations.jsonl, the byte length of its complete, valid part, and whether a
+    torn last line was left out.
+
+    Row k must pass :func:`check_row` (``index`` k, ``config`` and ``objectives`` objects; with
+    ``objectives`` given, valid values of exactly those). A last line without a newline, or a
+    last line that is not JSON, is a write cut short (``kill -9`` mid-append): left out, never
+    read as data. Any other bad line, the last one included when it parses, raises InputError
+    naming the file, the line and the first bad field.
     """
     if not path.is_file():
         return [], 0, False
@@ -97,26 +179,42 @@ def _parse_rows(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
     offset = 0
     lines = data.split(b"\n")
     for number, line in enumerate(lines[:-1]):  # lines[-1]: text after the final newline
+        last = number == len(lines) - 2 and lines[-1] == b""
         try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or row.get("index") != len(rows):
-                raise ValueError(f"expected index {len(rows)}")
-            if not isinstance(row.get("config"), dict) or not isinstance(row.get("objectives"), dict):
-                raise ValueError("no config or objectives")
+            row = _loads_strict(line)
+        except (ValueError, RecursionError) as exc:
+            if last:
+                return rows, offset, True  # the last line is not JSON: a write cut short
+            raise InputError(f"{str(path)!r} line {number + 1} is not a JSON row ({_clip(str(exc), 120)})") from None
+        try:
+            check_row(row, len(rows), objectives)
         except ValueError as exc:
-            if number == len(lines) - 2 and lines[-1] == b"":
-                return rows, offset, True  # the last complete line is itself corrupt: cut short
-            raise InputError(f"{str(path)!r} line {number + 1} is corrupt ({exc})") from None
+            raise InputError(f"{str(path)!r} line {number + 1}: {exc}") from None
         rows.append(row)
         offset += len(line) + 1
     return rows, offset, lines[-1].strip() != b""
 
 
-def read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Rows of an evaluations.jsonl and the byte length of its complete, valid part (a last line
-    cut short is left out, see :func:`_parse_rows`; a bad line before it raises InputError)."""
-    rows, good, _ = _parse_rows(Path(path))
+def read_rows(path: Path, objectives: Sequence[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Rows of an evaluations.jsonl and the byte length of its complete, valid part (a torn last
+    line is left out, see :func:`_parse_rows`; a bad line raises InputError)."""
+    rows, good, _ = _parse_rows(Path(path), objectives)
     return rows, good
+
+
+def front_of(rows: Sequence[dict[str, Any]], objectives: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The non-dominated rows (duplicates of a front point kept), sorted by the first objective,
+    best first, then by index: what the search writes to pareto.json, rebuilt from the rows."""
+    from hwnas.search.pareto import non_dominated_mask
+
+    if not rows:
+        return []
+    names = [o["name"] for o in objectives]
+    sign = np.array([-1.0 if o["maximize"] else 1.0 for o in objectives])
+    F = np.array([[float(r["objectives"][n]) for n in names] for r in rows], dtype=np.float64) * sign
+    keep = non_dominated_mask(F)
+    front = [r for r, k in zip(rows, keep) if k]
+    return sorted(front, key=lambda r: (sign[0] * r["objectives"][names[0]], r["index"]))
 
 
 @dataclass
@@ -169,6 +267,8 @@ def _read_json(path: Path, what: str) -> Any:
         raise InputError(f"cannot read {what} {str(path)!r}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} {str(path)!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of 100,000 digits, lists nested 60,000 deep
+        raise InputError(f"{what} {str(path)!r} is corrupt ({_clip(str(exc), 120)})") from None
 
 
 def read_run(path: str | os.PathLike, *, space: str | None = None, require_complete: bool = True) -> Run:
@@ -203,30 +303,61 @@ def read_run(path: str | os.PathLike, *, space: str | None = None, require_compl
         raise InputError(f"{str(path / RUN_JSON)!r} is corrupt: missing or bad field {exc}") from None
     if not objectives:
         raise InputError(f"{str(path / RUN_JSON)!r} lists no objectives")
+    if not isinstance(meta["evals"], int) or isinstance(meta["evals"], bool) or meta["evals"] < 1:
+        raise InputError(f"{str(path / RUN_JSON)!r} is corrupt: field 'evals' is {_clip(meta['evals'])}, "
+                         "not a positive integer")
     meta = {**meta, "objectives": objectives}
     if space is not None and run_space != space:
         raise InputError(f"run {str(path)!r} is of space {run_space!r}, not --space {space!r}")
 
+    writer = held_by(path)
+    if writer is not None:
+        raise InputError(f"run {str(path)!r} is being written by a running search (PID {writer}); "
+                         "wait for it to finish, then read it")
     problems: list[str] = []
     if meta.get("status") != "complete":
         problems.append(f"status is {meta.get('status')!r}")
-    rows, _, truncated = _parse_rows(path / EVALUATIONS)
+    rows, _, truncated = _parse_rows(path / EVALUATIONS, objectives)
     if truncated:
-        problems.append("the last row of evaluations.jsonl is truncated")
+        problems.append("the last row of evaluations.jsonl is truncated (torn by an interrupted write)")
+    if len(rows) > evals:
+        raise InputError(f"{str(path / EVALUATIONS)!r} holds {len(rows)} rows, more than the budget "
+                         f"'evals' {evals} of {str(path / RUN_JSON)!r}")
+    seen: dict[str, int] = {}
+    for row in rows:
+        key = json.dumps(row["config"], sort_keys=True)
+        if key in seen:
+            raise InputError(f"{str(path / EVALUATIONS)!r} line {row['index'] + 1}: field 'config' repeats the "
+                             f"configuration of line {seen[key] + 1}")
+        seen[key] = row["index"]
     evaluations = [r for r in rows if r.get("validated", True)]
     # A search whose algorithm ran out of configurations to try ends complete with fewer rows.
     ran_out = meta.get("status") == "complete" and meta.get("stop_reason") == "nothing left to try"
     if len(evaluations) < evals and not ran_out:
         problems.append(f"{len(evaluations)} of {evals} evaluations in evaluations.jsonl")
 
-    front: list[dict[str, Any]] = []
+    # The front is rebuilt from the checked rows; pareto.json is never trusted, only compared.
+    front = [{"index": r["index"], "config": r["config"], "objectives": r["objectives"]}
+             for r in front_of(evaluations, objectives)]
     if (path / PARETO).is_file():
         pareto = _read_json(path / PARETO, "Pareto file")
         try:
-            front = [{"index": int(p["index"]), "config": dict(p["config"]), "objectives": dict(p["objectives"])}
-                     for p in pareto["front"]]
+            recorded = [{"index": p["index"], "config": dict(p["config"]), "objectives": dict(p["objectives"])}
+                        for p in pareto["front"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{str(path / PARETO)!r} is corrupt: missing or bad field {exc}") from None
+        if not problems:
+            # A complete run's pareto.json holds the front of its rows (in any order); anything
+            # else was edited: refused, naming the first entry that is not a front row.
+            ours = {json.dumps(p, sort_keys=True) for p in front}
+            for where, entry in enumerate(recorded):
+                if json.dumps(entry, sort_keys=True) not in ours:
+                    raise InputError(f"{str(path / PARETO)!r} disagrees with evaluations.jsonl: field "
+                                     f"'front[{where}]' (row {_clip(entry['index'])}) is not a validated "
+                                     "non-dominated row of the run")
+            if len(recorded) != len(front):
+                raise InputError(f"{str(path / PARETO)!r} disagrees with evaluations.jsonl: field 'front' has "
+                                 f"{len(recorded)} entries, the rows' front {len(front)}")
     else:
         problems.append("pareto.json is missing")
 
@@ -241,7 +372,7 @@ def read_run(path: str | os.PathLike, *, space: str | None = None, require_compl
     run = Run(path, meta, evaluations, front, hypervolume, problems)
     if require_complete and problems:
         raise InputError(f"run {str(path)!r} is incomplete ({'; '.join(problems)}); "
-                         "let `hwnas search` finish or resume it first")
+                         "rerun the same `hwnas search` command to finish it first")
     return run
 
 
@@ -280,15 +411,24 @@ class RunDirectory:
         if mismatch:
             raise InputError(f"--out {str(out)!r} holds a different search ({mismatch}); "
                              "use the same settings to resume it, or a new directory")
-        rows, good = read_rows(out / EVALUATIONS)
         evaluations = out / EVALUATIONS
+        # Stored rows get the same checks as new ones (finite, in range, in order).
+        rows, good = read_rows(evaluations, header.get("objectives"))
+        if len(rows) > int(existing["evals"]):
+            raise InputError(f"{str(evaluations)!r} holds {len(rows)} rows, more than the budget {existing['evals']}")
         if evaluations.exists() and evaluations.stat().st_size != good:
+            torn = evaluations.stat().st_size - good
+            sys.stderr.write(f"hwnas: warning: {str(evaluations)!r}: dropped a torn last line ({torn} bytes after "
+                             f"row {len(rows) - 1}) left by an interrupted write; it is evaluated again\n")
+            sys.stderr.flush()
             with open(evaluations, "r+b") as fh:  # drop a half-written last line
                 fh.truncate(good)
                 fh.flush()
                 os.fsync(fh.fileno())
-        if len(rows) > int(existing["evals"]):
-            raise InputError(f"{str(evaluations)!r} holds {len(rows)} rows, more than the budget {existing['evals']}")
+        short = len(rows) < int(existing["evals"]) and existing.get("stop_reason") != "nothing left to try"
+        if existing.get("status") == "complete" and short:
+            # A complete run that lost its last row(s) is resumed, never left stuck.
+            existing = {**existing, "status": "running", "finished": None}
         # Keep what was recorded at the start; refresh what describes this process.
         merged = dict(existing)
         for key in ("versions", "fingerprints", "host"):
@@ -311,10 +451,19 @@ class RunDirectory:
         if row.get("index") != len(self.rows):
             raise ValueError(f"row index {row.get('index')} is not the next index {len(self.rows)}")
         line = json.dumps(row, separators=(",", ":"), allow_nan=False) + "\n"
-        with open(self.path / EVALUATIONS, "a") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        path = self.path / EVALUATIONS
+        with open(path, "ab") as fh:
+            before = fh.tell()
+            try:
+                fh.write(line.encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:  # a full disk, an I/O error: cut back to the last good row
+                try:
+                    fh.truncate(before)
+                except OSError:
+                    pass  # a torn last line is then dropped (with a warning) on resume
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         self.rows.append(row)
 
     def write_pareto(self, names: list[str], front: Iterable[dict[str, Any]]) -> None:
@@ -330,10 +479,13 @@ class RunDirectory:
 
     def append_hypervolume(self, evaluations: int, hv: float) -> None:
         """One more hypervolume.csv row (flushed; rewritten whole at the end and on resume)."""
-        if self._hv_fh is None:
-            self._hv_fh = open(self.path / HYPERVOLUME, "a")
-        self._hv_fh.write(f"{evaluations},{hv!r}\n")
-        self._hv_fh.flush()
+        try:
+            if self._hv_fh is None:
+                self._hv_fh = open(self.path / HYPERVOLUME, "a")
+            self._hv_fh.write(f"{evaluations},{hv!r}\n")
+            self._hv_fh.flush()
+        except OSError as exc:  # rewritten whole at the end and on resume; name the file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path / HYPERVOLUME)) from None
 
     def close(self) -> None:
         if self._hv_fh is not None:

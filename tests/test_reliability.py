@@ -1,0 +1,562 @@
+"""Reliability (issue 16): one writer per output, interruptions anywhere (kill -9, SIGTERM, a torn
+last line), and bad files refused with exit 2 naming the file and the field, never trusted.
+
+The lock and kill tests run real ``python -m hwnas.cli`` processes; the searches use the fast
+synthetic supernet (``tests/search_synthetic.py``), the export and profile the smallest real spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from search_synthetic import StandIn, SyntheticNet
+
+from hwnas.errors import InputError
+from hwnas.locking import exclusive, held_by, lock_path
+from hwnas.outdir import OutputKind, staged_output
+from hwnas.search.driver import SearchRequest, search
+from hwnas.search.store import read_run
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+N = 40
+ENV = dict(os.environ, PYTHONPATH=f"{TESTS}{os.pathsep}{REPO}")
+
+
+def _search_args(out):
+    return [sys.executable, "-m", "hwnas.cli", "search", "--supernet", "search_synthetic:make", "--space", "synth",
+            "--algo", "nsga2", "--objectives", "accuracy,params", "--evals", str(N), "--population", "10",
+            "--seed", "3", "--out", str(out)]
+
+
+def _start(args, delay=0.0):
+    env = dict(ENV, HWNAS_SYNTH_DELAY=str(delay))
+    return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(out):
+    return [json.loads(x) for x in (Path(out) / "evaluations.jsonl").read_text().splitlines()]
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+
+
+def _wait(condition, proc, timeout=90.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended early: {proc.communicate()}")
+        time.sleep(0.02)
+    raise AssertionError("no progress")
+
+
+def _count_rows(out):
+    path = Path(out) / "evaluations.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Rows of an uninterrupted search with the CLI's settings (in-process)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    search(SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
+                         population=10, evaluator=StandIn(), supernet=SyntheticNet()))
+    return _strip(_rows(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer per output
+# ---------------------------------------------------------------------------------------------
+def _second(args, capsys):
+    """Run ``hwnas`` ARGS in this process (a second writer beside a subprocess); (status, stderr lines)."""
+    from hwnas.cli import main
+
+    capsys.readouterr()
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert time.monotonic() - started < 10  # at once, not after the work
+    return exit_.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_second_search_on_the_same_out_exits_2_at_once_and_the_first_finishes(tmp_path, reference, capsys):
+    out = tmp_path / "run"
+    first = _start(_search_args(out), delay=0.1)
+    _wait(lambda: _count_rows(out) >= 3, first)
+    code, lines = _second(_search_args(out)[3:], capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert str(out) in lines[0] and f"PID {first.pid}" in lines[0], lines
+    assert first.poll() is None  # refused while the first was still writing
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    rows = _rows(out)
+    assert [r["index"] for r in rows] == list(range(N)) and len({r["key"] for r in rows}) == N
+    assert _strip(rows) == reference
+    assert not lock_path(out).exists()  # a clean exit removes its lock file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_lock_dies_with_its_process_and_readers_refuse_a_running_search(tmp_path, reference):
+    out = tmp_path / "run"
+    proc = _start(_search_args(out), delay=0.05)
+    _wait(lambda: _count_rows(out) >= 12, proc)
+    assert held_by(out) == str(proc.pid)
+    with pytest.raises(InputError, match=rf"being written by a running search \(PID {proc.pid}\)"):
+        read_run(out, require_complete=False)  # report/export of a running search: refused
+    proc.kill()  # SIGKILL mid-run: the kernel drops the lock, the lock file stays behind
+    proc.communicate(timeout=60)
+    assert lock_path(out).exists() and held_by(out) is None
+    # a torn last line, as a kill during the append leaves it
+    with open(out / "evaluations.jsonl", "a") as fh:
+        fh.write('{"index": %d, "config": {"x0": 1, "x1"' % _count_rows(out))
+    rerun = _start(_search_args(out))
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert "dropped a torn last line" in err and "evaluations.jsonl" in err
+    assert _strip(_rows(out)) == reference  # exactly N distinct rows, equal to an uninterrupted run's
+    assert not lock_path(out).exists()
+
+
+def test_a_complete_run_whose_last_line_is_damaged_is_resumed_not_stuck(tmp_path, reference, capfd):
+    out = tmp_path / "run"
+
+    def request():
+        return SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
+                             population=10, evaluator=StandIn(), supernet=SyntheticNet())
+
+    search(request())
+    data = (out / "evaluations.jsonl").read_bytes()
+    (out / "evaluations.jsonl").write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 1] + b'{"index": 39, "con')
+    with pytest.raises(InputError, match=r"torn.*39 of 40 evaluations.*rerun the same `hwnas search`"):
+        read_run(out)  # what export does: refused as incomplete, saying how to fix it
+    result = search(request())
+    assert result.status == "complete" and result.evaluations == N
+    assert "dropped a torn last line" in capfd.readouterr().err
+    assert _strip(_rows(out)) == reference
+    assert read_run(out).complete
+
+
+def test_one_writer_per_profile_and_sigterm_exits_130(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    args = ["profile", "--space", "mlp-digits", "--supernet", "hwnas.examples.mlp_digits:make_supernets", "--quick",
+            "--threads", "1", "--out", str(out)]
+    first = _start([sys.executable, "-m", "hwnas.cli", *args])
+    _wait(out.exists, first)  # saved after its first measurement
+    code, lines = _second(args, capsys)
+    assert code == 2 and len(lines) == 1 and f"PID {first.pid}" in lines[0] and str(out) in lines[0], lines
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err  # as search does, not 143
+    saved = json.loads(out.read_text())  # what was measured is saved, whole, and resumable
+    assert saved["complete"] is False and saved["blocks"]
+    assert not lock_path(out).exists() and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    from hwnas import api
+
+    out = tmp_path_factory.mktemp("small") / "run"
+    api.search("bert-mini", algo="random", objectives="params,macs", evals=10, population=10, out=out)
+    return out
+
+
+def test_one_writer_per_export_and_sigterm_leaves_nothing(tmp_path, small_run, capsys, monkeypatch):
+    out = tmp_path / "ex"
+    args = ["export", "--run", str(small_run), "--top", "1", "--threads", "1", "--out", str(out)]
+    first = _start([sys.executable, "-m", "hwnas.cli", *args])
+    _wait(lambda: any(p.name.startswith(".ex.partial-") for p in tmp_path.iterdir()), first)
+    code, lines = _second(args, capsys)
+    assert code == 2 and len(lines) == 1 and f"PID {first.pid}" in lines[0] and str(out) in lines[0], lines
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert len(json.loads((out / "manifest.json").read_text())["models"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex"]
+
+    # SIGTERM half-way (here: sent to this process at the first timing step) exits 130, leaving nothing
+    from hwnas.deploy import pipeline
+
+    real = pipeline.time_onnx
+
+    def terminated(*a, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "time_onnx", terminated)
+    code, lines = _second([*args[:-1], str(tmp_path / "ex2")], capsys)
+    assert code == 130 and lines[-1] in ("hwnas: interrupted", "hwnas: aborted"), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex"]  # no staging, no lock, no ex2
+
+
+KIND = OutputKind("thing", "thing.json", "hwnas-thing/1")
+
+
+def test_staging_left_by_a_killed_writer_is_removed_only_when_nobody_holds_the_lock(tmp_path):
+    out = tmp_path / "out"
+    stale = tmp_path / ".out.partial-abcd1234"
+    stale.mkdir()
+    (stale / "model.onnx").write_bytes(b"x" * 1000)
+    other = tmp_path / ".outer.partial-abcd1234"  # another output's: never touched
+    other.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from hwnas.locking import exclusive\n"
+                               f"with exclusive({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"in use by another hwnas process \(PID {holder.pid}\)"):
+            with staged_output(out, KIND):
+                pass
+        assert stale.is_dir()  # a live writer's staging is left alone
+    finally:
+        holder.kill()
+        holder.wait()
+    with staged_output(out, KIND) as staging:
+        (staging / "thing.json").write_text('{"schema": "hwnas-thing/1"}')
+    assert not stale.exists() and other.is_dir() and (out / "thing.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".outer.partial-abcd1234", "out"]
+
+
+def test_the_lock_is_reentrant_in_one_process_and_exclusive_between_processes(tmp_path):
+    out = tmp_path / "x"
+    with exclusive(out):
+        with exclusive(out):  # a library call locking what its caller locked
+            assert lock_path(out).read_text().strip() == str(os.getpid())
+        assert held_by(out) is None  # this process is the writer: not "another" one
+        probe = subprocess.run([sys.executable, "-c", f"from hwnas.locking import held_by; print(held_by({str(out)!r}))"],
+                               env=ENV, capture_output=True, text=True, timeout=60)
+        assert probe.stdout.strip() == str(os.getpid())
+    assert not lock_path(out).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Full disk
+# ---------------------------------------------------------------------------------------------
+def _tiny_tmpfs(path):
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_an_export_into_a_full_file_system_fails_cleanly(tmp_path, small_run, monkeypatch, capsys):
+    import errno
+
+    import onnx
+
+    from hwnas.cli import main
+
+    disk = tmp_path / "disk"
+    mounted = _tiny_tmpfs(disk)  # a real full file system where we may mount one (root)
+    if not mounted:
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(onnx, "save_model", full)
+    out = disk / "ex"
+    try:
+        (disk / "keep.txt").write_text("previous good file\n")
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "--run", str(small_run), "--top", "1", "--threads", "1", "--out", str(out)])
+        assert exit_.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("hwnas: failed: No space left on device: ") and str(out) in err[-1], err
+        # no manifest, no staging directory, no lock file; the file already there is intact
+        assert sorted(p.name for p in disk.iterdir()) == ["keep.txt"]
+        assert (disk / "keep.txt").read_text() == "previous good file\n"
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad files are refused (exit 2, naming the file and the field) and left as they were
+# ---------------------------------------------------------------------------------------------
+PROFILE = REPO / "profiles" / "bert-mini-cpu.json"
+CONFIG = '{"D": 2, "A": [2, 2], "I": [256, 256]}'
+
+
+def _corrupt_calibration(doc, value):
+    doc["calibration"][0]["median_ms"] = value
+
+
+def _corrupt_block(doc, value):
+    doc["blocks"][sorted(doc["blocks"])[0]]["median_ms"] = value
+
+
+@pytest.mark.parametrize("where,value,field", [
+    (_corrupt_calibration, -0.5, "calibration[0].median_ms"),
+    (_corrupt_calibration, float("nan"), "calibration[0].median_ms"),
+    (_corrupt_block, -1.0, ".median_ms"),
+    (_corrupt_block, float("inf"), ".median_ms"),
+    (_corrupt_block, "0.2", ".median_ms"),
+    (_corrupt_block, 1e308, ".median_ms"),
+    (lambda doc, v: doc["calibration"][0].__setitem__("q3_ms", v), -3.0, "calibration[0].q3_ms"),
+    (lambda doc, v: doc["calibration"][1].__setitem__("config", v), {"D": 99}, "calibration[1].config"),
+], ids=["cal-negative", "cal-nan", "block-negative", "block-inf", "block-string", "block-1e308", "cal-q3-negative",
+        "cal-bad-config"])
+def test_a_bad_profile_is_refused_by_predict_naming_file_and_field(tmp_path, capsys, where, value, field):
+    from hwnas.cli import main
+
+    doc = json.loads(PROFILE.read_text())
+    where(doc, value)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))  # NaN and Infinity as Python writes them
+    before = path.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--profile", str(path), "--config", CONFIG])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1, lines
+    assert str(path) in lines[0] and field in lines[0], lines
+    assert path.read_bytes() == before
+
+
+def test_a_bad_profile_at_profile_out_is_refused_and_left_as_it_was(tmp_path, capsys):
+    from hwnas.cli import main
+
+    doc = json.loads(PROFILE.read_text())
+    _corrupt_calibration(doc, -0.5)
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["profile", "--space", "bert-mini", "--quick", "--threads", "1", "--out", str(path)])
+    assert exit_.value.code == 2 and "calibration[0].median_ms" in capsys.readouterr().err
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"D": 2, "A": [2, 2], "I": [256, 256], "x": ' + "9" * 100_000 + "}", "characters long"),
+    ('{"D": ' + "9" * 5_000 + "}", "a number of 5,000 characters"),
+    ("[" * 60_000 + "]" * 60_000, "characters long"),
+    ('{"D": ' + "[" * 30 + "]" * 30 + "}", "nested deeper than 8"),
+    ('{"D": 2, "D": 3, "A": [2, 2], "I": [256, 256]}', "key 'D' twice"),
+    ('{"' + "k" * 120_000 + '": 1}', "characters long"),
+    ('{"' + "k" * 50_000 + '": 1}', "longer than 100 characters"),
+    ('{"D": "' + "v" * 50_000 + '"}', "a string of 50,000 characters"),
+    ('{"D": NaN}', "NaN"),
+    ('{"' + "k" * 5_000 + '": [', "not valid JSON"),
+], ids=["int-100k-digits", "int-5k-digits", "nested-60k", "nested-30", "duplicate-key", "key-120KB", "key-50KB",
+        "string-50KB", "nan", "cut-short"])
+def test_hostile_configuration_json_exits_2_fast_without_echoing_it(capsys, text, message):
+    from hwnas.cli import main
+
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_:
+        main(["measure", "--space", "bert-mini", "--threads", "1", "--config", text])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert len(lines[0]) < 400 and time.monotonic() - started < 5
+
+
+def _synth_request(out):
+    return SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
+                         population=10, evaluator=StandIn(), supernet=SyntheticNet())
+
+
+@pytest.fixture(scope="module")
+def complete_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("complete") / "run"
+    search(_synth_request(out))
+    return out
+
+
+def _edit_row(k, edit):
+    def apply(lines):
+        row = json.loads(lines[k])
+        edit(row)
+        lines[k] = json.dumps(row)
+        return lines
+    return apply
+
+
+@pytest.mark.parametrize("edit,message", [
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("accuracy", float("nan"))), "line 6 is not a JSON row"),
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("params", -10.0)), "line 6: field 'objectives.params' is -10.0, negative"),
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("accuracy", 1.5)), "'objectives.accuracy' is 1.5, not a fraction"),
+    (_edit_row(5, lambda r: r["objectives"].__setitem__("params", "12")), "'objectives.params' is '12', not a finite number"),
+    (_edit_row(5, lambda r: r["objectives"].pop("params")), "'objectives.params' is missing"),
+    (_edit_row(5, lambda r: r.__setitem__("index", 6)), "line 6: field 'index' is 6, expected 5"),
+    (_edit_row(5, lambda r: r.__setitem__("index", True)), "field 'index' is True, not an integer"),
+    (lambda lines: lines[:5] + [lines[4]] + lines[6:], "line 6: field 'index' is 4, expected 5"),
+    (lambda lines: lines[:5] + ["garbage"] + lines[6:], "line 6 is not a JSON row"),
+    (lambda lines: lines[:5] + [""] + lines[5:], "line 6 is not a JSON row"),
+])
+def test_bad_stored_rows_are_refused_on_resume_and_by_readers(tmp_path, complete_run, edit, message):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(complete_run, out)
+    rows_file = out / "evaluations.jsonl"
+    rows_file.write_text("\n".join(edit(rows_file.read_text().splitlines())) + "\n")
+    header = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**header, "status": "running"}))  # a killed run, to resume
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(InputError, match=message) as refused:
+        search(_synth_request(out))  # stored rows get the same checks as new ones
+    assert str(rows_file) in str(refused.value)
+    with pytest.raises(InputError, match=message):
+        read_run(out, require_complete=False)  # what export and report read
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # left as it was
+
+
+def test_export_rebuilds_the_front_from_the_rows_and_refuses_an_edited_pareto_json(tmp_path, complete_run, capsys):
+    import shutil
+
+    from hwnas.cli import main
+
+    out = tmp_path / "run"
+    shutil.copytree(complete_run, out)
+    run = read_run(out)
+    assert run.front == json.loads((out / "pareto.json").read_text())["front"]  # rebuilt == what search wrote
+    pareto = json.loads((out / "pareto.json").read_text())
+    forged = {"index": 7, "config": {f"x{i}": 5 for i in range(6)}, "objectives": {"accuracy": 0.999, "params": 1.0}}
+    pareto["front"].insert(0, forged)  # a never-evaluated configuration
+    (out / "pareto.json").write_text(json.dumps(pareto))
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--run", str(out), "--supernet", "search_synthetic:make", "--out", str(tmp_path / "ex")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "pareto.json" in lines[0] and "front[0]" in lines[0], lines
+    assert not (tmp_path / "ex").exists()
+
+    (out / "pareto.json").unlink()
+    assert all(r["objectives"]["accuracy"] < 0.999 for r in read_run(out, require_complete=False).front)
+    shutil.copy(complete_run / "pareto.json", out / "pareto.json")
+    header = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**header, "evals": N - 5}))  # evals edited below the row count
+    with pytest.raises(InputError, match=f"holds {N} rows, more than the budget 'evals' {N - 5}"):
+        read_run(out)
+    (out / "run.json").write_text(json.dumps(header))
+    lines = (out / "evaluations.jsonl").read_text().splitlines()
+    twin = json.loads(lines[3])
+    twin["index"] = N - 1
+    (out / "evaluations.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(twin)]) + "\n")
+    with pytest.raises(InputError, match=f"line {N}: field 'config' repeats the configuration of line 4"):
+        read_run(out)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("evals", "40", "field 'evals' is '40', not a positive integer"),
+    ("evals", 39.5, "field 'evals' is 39.5, not a positive integer"),
+    ("objectives", "accuracy", "missing or bad field"),
+], ids=["evals-string", "evals-float", "objectives-string"])
+def test_a_bad_run_json_is_refused_naming_the_field(tmp_path, complete_run, field, value, message):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(complete_run, out)
+    header = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**header, field: value}))
+    with pytest.raises(InputError, match=message):
+        read_run(out)
+    (out / "run.json").write_text('{"schema": "hwnas-run/1", "evals": ' + "9" * 100_000 + "}")
+    with pytest.raises(InputError, match="run.json' is corrupt"):
+        read_run(out)
+
+
+def test_a_full_disk_during_a_search_fails_naming_the_file_and_the_rerun_completes(tmp_path, reference, monkeypatch,
+                                                                                 capsys):
+    import errno
+
+    from hwnas.cli import main
+
+    out = tmp_path / "run"
+    real_fsync = os.fsync
+    appended = []
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("evaluations.jsonl"):
+            appended.append(fd)
+            if len(appended) > 12:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(SystemExit) as exit_:
+        main(_search_args(out)[3:])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"hwnas: failed: No space left on device: {out / 'evaluations.jsonl'}", err
+    data = (out / "evaluations.jsonl").read_bytes()
+    assert data.endswith(b"\n") and data.count(b"\n") == 12  # the 13th row is not left half there
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    main(_search_args(out)[3:])  # space freed: the same command resumes and completes
+    assert _strip(_rows(out)) == reference
+
+
+def test_a_full_disk_while_saving_a_profile_keeps_the_previous_good_file(tmp_path, monkeypatch):
+    import errno
+
+    from hwnas.profiling.profile import load_profile
+
+    path = tmp_path / "p.json"
+    path.write_bytes(PROFILE.read_bytes())
+    profile = load_profile(path)
+    profile.blocks[sorted(profile.blocks)[0]]["median_ms"] = 0.123
+
+    def fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output error") as failed:
+        profile.save(path)
+    assert failed.value.filename == str(path)
+    assert path.read_bytes() == PROFILE.read_bytes()  # the previous good file, intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]  # no temporary file left
+
+
+def test_report_and_quickstart_outputs_have_one_writer_too(tmp_path, complete_run):
+    from hwnas.quickstart import run_quickstart
+    from hwnas.report import build_report
+
+    report, quick = tmp_path / "report", tmp_path / "quick"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from hwnas.locking import exclusive\n"
+                               f"with exclusive({str(report)!r}), exclusive({str(quick)!r}):\n"
+                               "    print('held', flush=True); time.sleep(60)"],
+                              env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"'{report}' is in use by another hwnas process \(PID {holder.pid}\)"):
+            build_report(complete_run, out=report)
+        with pytest.raises(InputError, match=rf"'{quick}' is in use by another hwnas process \(PID {holder.pid}\)"):
+            run_quickstart(quick, evals=50, threads=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".quick.lock", ".report.lock"]  # held, then killed
+    build_report(complete_run, out=report)  # a dead holder's lock file blocks nothing
+    assert (report / "report.json").is_file() and not (tmp_path / ".report.lock").exists()
+
+
+def test_a_bad_export_manifest_is_refused_by_report_naming_the_field(tmp_path):
+    from hwnas.deploy.pipeline import MANIFEST_SCHEMA
+    from hwnas.report import MANIFEST_SCHEMA as REPORT_READS
+    from hwnas.report import build_report
+
+    assert REPORT_READS == MANIFEST_SCHEMA
+    export = tmp_path / "ex"
+    export.mkdir()
+    model = {"file": "m.onnx", "config": {"D": 1}, "params": 10, "measured_ms": 0.5, "predicted_ms": {"here": 0.4},
+             "test_accuracy": 0.8, "int8": {"measured_ms": 0.3, "test_accuracy": 0.79}}
+    for field, value, name in [("measured_ms", -1.0, "models[0].measured_ms"),
+                               ("test_accuracy", 3.0, "models[0].test_accuracy"),
+                               ("predicted_ms", {"here": "fast"}, "models[0].predicted_ms.here"),
+                               ("int8", {"measured_ms": float("inf")}, "models[0].int8.measured_ms"),
+                               ("config", None, "models[0].config")]:
+        doc = {"schema": MANIFEST_SCHEMA, "models": [{**model, field: value}]}
+        (export / "manifest.json").write_text(json.dumps(doc))
+        before = (export / "manifest.json").read_bytes()
+        with pytest.raises(InputError, match=rf"manifest.json' is corrupt: .*{re.escape(name)}"):
+            build_report(export)
+        assert (export / "manifest.json").read_bytes() == before and sorted(p.name for p in export.iterdir()) == [
+            "manifest.json"]
