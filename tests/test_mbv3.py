@@ -353,3 +353,22 @@ def test_shipped_checkpoint_largest_subnetwork_accuracy(fm_trained):
         smallest = fm_trained.forward(feeds, smallest_config(fm_trained.space)).argmax(-1).numpy()
     assert (largest == labels).mean() >= 0.85
     assert (smallest == labels).mean() >= 0.6
+
+
+def test_blocks_export_to_onnx_and_match(mbv3):
+    """Blocks as the profiler exports them (SE, h-swish, pooling, logits) run in ONNX Runtime."""
+    import onnxruntime as ort
+
+    from hwnas.profiling.onnx_export import export_onnx
+
+    shape = {"batch": 2, "resolution": 32}
+    keys = [k for k in mbv3.all_blocks(shape) if "se:1-hs:1" in k][:1]
+    keys += [k for k in mbv3.all_blocks(shape) if not k.startswith("expanded_conv")]
+    for key in keys:
+        built = mbv3.build_block(key, shape)
+        model = export_onnx(built.module, built.feeds, built.output_names, dynamic_axes=built.dynamic_axes)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        got = session.run(None, built.feeds)[0]
+        with torch.no_grad():
+            want = built.module(*_torch(built.feeds)).numpy()
+        assert np.abs(got - want).max() <= 1e-4, key

@@ -288,9 +288,9 @@ class OFAMobileNetV3(Supernet):
             self._stats.move_to_end(key)
             return self._stats[key]
         net, arch = self.module(), self.arch(config)
-        images = self.calibration_batch()
         chunks: list[Stats] = []
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad():  # plain tensors, also under the evaluator's inference mode
+            images = self.calibration_batch()
             for start in range(0, images.shape[0], CALIBRATION_BATCH):
                 norm = Norm("record")
                 net.run(images[start : start + CALIBRATION_BATCH], arch, norm)
