@@ -26,7 +26,7 @@ from hwnas.errors import InputError
 SCHEMA = "hwnas-checkpoint/1"
 
 #: Package data file of each built-in space that ships trained weights.
-PACKAGED = {"bert-mini": "bert-mini.pt"}
+PACKAGED = {"bert-mini": "bert-mini.pt", "mbv3-fmnist": "mbv3-fmnist.pt"}
 
 PathLike = str | os.PathLike
 
