@@ -359,7 +359,7 @@ def test_blocks_export_to_onnx_and_match(mbv3):
     """Blocks as the profiler exports them (SE, h-swish, pooling, logits) run in ONNX Runtime."""
     import onnxruntime as ort
 
-    from hwnas.profiling.onnx_export import export_onnx
+    from hwnas.onnx_export import export_onnx
 
     shape = {"batch": 2, "resolution": 32}
     keys = [k for k in mbv3.all_blocks(shape) if "se:1-hs:1" in k][:1]
