@@ -75,3 +75,17 @@ def read_checkpoint(path: PathLike, space: str) -> tuple[dict[str, torch.Tensor]
         raise InputError(f"checkpoint {path} has no valid 'state_dict' (a dict of tensors)")
     meta = obj.get("meta")
     return state, dict(meta) if isinstance(meta, dict) else {}
+
+
+def load_weights(net: torch.nn.Module, state: Mapping[str, torch.Tensor], space: str) -> torch.nn.Module:
+    """``state`` loaded into the freshly built weight store ``net``, returned in eval mode.
+
+    Raises:
+        InputError: the tensors do not fit ``space``'s weight store (names or shapes differ).
+    """
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"checkpoint does not fit space {space!r}: {first}") from None
+    return net.eval()

@@ -46,7 +46,7 @@ from hwnas.supernets.bert.network import (
 )
 from hwnas.supernets.bert.ops import bert_op_count_genes
 from hwnas.supernets.bert.sentiment import TextTask, default_task
-from hwnas.supernets.checkpoint import PathLike, packaged_checkpoint, read_checkpoint
+from hwnas.supernets.checkpoint import PathLike, load_weights, packaged_checkpoint, read_checkpoint
 
 # ---------------------------------------------------------------------------------------------
 # The supernet over a space
@@ -139,13 +139,7 @@ class ElasticBert(Supernet):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Replace the shared weights (e.g. with a trained checkpoint)."""
-        net = BertNetwork(self.max_arch())
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InputError(f"checkpoint does not fit space {self.name!r}: {first}") from None
-        self._module = net.eval()
+        self._module = load_weights(BertNetwork(self.max_arch()), state, self.name)
 
     def _tensors(self, inputs: Feeds | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         if isinstance(inputs, dict):

@@ -60,7 +60,7 @@ from torch import nn
 from hwnas.errors import InputError
 from hwnas.space import Config, Dimension, SearchSpace, stages
 from hwnas.supernets.base import BuiltBlock, Feeds, Shape, Supernet
-from hwnas.supernets.checkpoint import PathLike, packaged_checkpoint, read_checkpoint
+from hwnas.supernets.checkpoint import PathLike, load_weights, packaged_checkpoint, read_checkpoint
 from hwnas.supernets.mbv3.fmnist import fashion_mnist_task
 from hwnas.supernets.mbv3.network import (
     BlockSpec,
@@ -251,13 +251,7 @@ class OFAMobileNetV3(Supernet):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Replace the shared weights (e.g. with a trained checkpoint); drops cached BN statistics."""
-        net = SharedMBV3(self.max_arch())
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InputError(f"checkpoint does not fit space {self.name!r}: {first}") from None
-        self._module = net.eval()
+        self._module = load_weights(SharedMBV3(self.max_arch()), state, self.name)
         self._stats.clear()
 
     def _image(self, inputs: Feeds | tuple[torch.Tensor, ...]) -> torch.Tensor:
