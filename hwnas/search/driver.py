@@ -39,6 +39,7 @@ import numpy as np
 import hwnas
 from hwnas.checks import check_int
 from hwnas.errors import InputError
+from hwnas.fileio import now_iso
 from hwnas.interrupts import terminate_as_interrupt
 from hwnas.locking import exclusive, refuse_if_locked
 from hwnas.search.algorithms import Algorithm, make_algorithm
@@ -51,7 +52,6 @@ from hwnas.search.store import (
     RunDirectory,
     identity_mismatch,
     inspect_out_dir,
-    now_iso,
 )
 from hwnas.supernets.base import Supernet
 
@@ -280,9 +280,6 @@ def _header(request: SearchRequest, problem: Problem, algorithm: Algorithm, fact
 # ---------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------
-_terminate_as_interrupt = terminate_as_interrupt  # the name this module used before
-
-
 def _result(prepared: Prepared, run: RunDirectory, archive: Archive) -> SearchResult:
     header = run.header
     return SearchResult(

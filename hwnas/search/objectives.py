@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import InputError
-from hwnas.predictors.profiles import ProfileRef, load_profiles  # noqa: F401  (ProfileRef: re-exported)
+from hwnas.predictors.profiles import ProfileRef, load_profiles
 from hwnas.search.genes import RowCache, configs_of
 from hwnas.supernets.base import Supernet
 

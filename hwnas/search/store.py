@@ -37,7 +37,6 @@ import numpy as np
 
 from hwnas.errors import InputError
 from hwnas.fileio import atomic_write_text as write_atomic
-from hwnas.fileio import now_iso
 from hwnas.locking import held_by
 from hwnas.outdir import OutputKind, check_out_dir
 
@@ -56,7 +55,7 @@ IDENTITY = ("schema", "space", "plugin", "algo", "evals", "seed", "objectives", 
 RUN_KIND = OutputKind("run", RUN_JSON, SCHEMA, parents=True)
 
 __all__ = ["EVALUATIONS", "HYPERVOLUME", "IDENTITY", "PARETO", "RUN_JSON", "RUN_KIND", "SCHEMA", "Run",
-           "RunDirectory", "check_row", "front_of", "identity_mismatch", "inspect_out_dir", "now_iso", "read_rows",
+           "RunDirectory", "check_row", "front_of", "identity_mismatch", "inspect_out_dir", "read_rows",
            "read_run"]
 
 
