@@ -111,6 +111,49 @@ def test_extraction_equals_shared_forward_with_kernel_cropping_and_depth(mbv3):
     assert torch.equal(crop(torch.arange(49.0).view(7, 7), 3), torch.tensor([[16.0, 17, 18], [23, 24, 25], [30, 31, 32]]))
 
 
+def test_kernel_transform_matrices_map_each_centre_crop(fm_seeded):
+    """OFA's elastic kernel: k5 = crop5(w7)·T75, k3 = crop3(k5)·T53, in the shared pass and the extract."""
+    store = fm_seeded.module()
+    gen = torch.Generator().manual_seed(7)
+    saved = {n: p.detach().clone() for n, p in store.named_parameters() if "ks_transform" in n}
+    try:
+        with torch.no_grad():
+            for block in store.blocks:
+                block.ks_transform_7to5.add_(0.1 * torch.randn(25, 25, generator=gen))
+                block.ks_transform_5to3.add_(0.1 * torch.randn(9, 9, generator=gen))
+        fm_seeded.clear_bn_statistics()
+        config = _config(fm_seeded, ks=3, e=4, d=3)
+        config["ks"][1], config["ks"][4] = 5, 7
+        sub = fm_seeded.extract(config)
+        b0, w0 = store.blocks[0], store.blocks[0].dw_conv.weight
+        mid = sub.blocks[0].spec.mid
+        k5 = (crop(w0[:mid], 5).reshape(mid, 25) @ b0.ks_transform_7to5).view(mid, 1, 5, 5)
+        k3 = (crop(k5, 3).reshape(mid, 9) @ b0.ks_transform_5to3).view(mid, 1, 3, 3)
+        assert torch.allclose(sub.blocks[0].dw_conv.weight, k3)
+        assert not torch.allclose(k3, crop(w0[:mid], 3))  # the transform is really applied
+        assert torch.allclose(sub.blocks[1].dw_conv.weight, (crop(store.blocks[1].dw_conv.weight[:mid], 5)
+                              .reshape(mid, 25) @ store.blocks[1].ks_transform_7to5).view(mid, 1, 5, 5))
+        feeds = fm_seeded.example_inputs({"batch": 2, "resolution": 28}, seed=1)
+        with torch.no_grad():
+            shared, alone = fm_seeded.forward(feeds, config), sub(*_torch(feeds))
+        assert float((shared - alone).abs().max()) <= 1e-4
+    finally:
+        with torch.no_grad():
+            for n, p in store.named_parameters():
+                if n in saved:
+                    p.copy_(saved[n])
+        fm_seeded.clear_bn_statistics()
+
+
+def test_checkpoint_without_kernel_transforms_loads_as_plain_crops(fm_seeded):
+    state = {k: v for k, v in fm_seeded.module().state_dict().items() if "ks_transform" not in k}
+    other = make_mbv3_supernet("mbv3-fmnist", seed=0, checkpoint=None)
+    other.load_state_dict(state)
+    for block in other.module().blocks:
+        assert torch.equal(block.ks_transform_7to5, torch.eye(25))
+        assert torch.equal(block.ks_transform_5to3, torch.eye(9))
+
+
 def test_skipped_blocks_really_are_skipped(mbv3):
     """Genes of inactive blocks change nothing: not the output, not the extracted module."""
     feeds = mbv3.example_inputs(SMALL, seed=5)

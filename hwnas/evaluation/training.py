@@ -78,6 +78,12 @@ def smallest_config(space: SearchSpace) -> Config:
     return _extreme_config(space, min)
 
 
+def _decays(name: str, param: torch.Tensor) -> bool:
+    """Whether weight decay applies: weight matrices and kernels, not biases, norms, or transform
+    matrices (initialised to the identity, e.g. OFA's kernel transforms: decay would pull them to 0)."""
+    return param.ndim >= 2 and "norm" not in name and "transform" not in name
+
+
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -112,8 +118,8 @@ def train_supernet(
     largest, smallest = largest_config(space), smallest_config(space)
     net = supernet.module()
     net.train()
-    decay = [p for n, p in net.named_parameters() if p.ndim >= 2 and "norm" not in n]
-    no_decay = [p for n, p in net.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
+    decay = [p for n, p in net.named_parameters() if _decays(n, p)]
+    no_decay = [p for n, p in net.named_parameters() if not _decays(n, p)]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=s.lr
     )

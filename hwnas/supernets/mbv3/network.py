@@ -4,8 +4,10 @@ Two forms of one network:
 
 * :class:`SharedMBV3` — the weight store of the largest network (every elastic block at expand
   ratio 6 and kernel 7). :meth:`SharedMBV3.run` runs any :class:`MBV3Arch` with sliced weights
-  (Once-for-All's weight sharing): kernels are the centre crop of the 7×7 depthwise kernel,
-  middle channels the first ones, depth the first blocks of each stage. Batch normalisation is
+  (Once-for-All's weight sharing): a smaller kernel is the centre crop of the next larger one
+  mapped by that block's learned kernel transform matrix (OFA's elastic kernel: 7×7 → centre
+  5×5 · T₇₅ [25×25] → centre 3×3 · T₅₃ [9×9], shared by the block's channels, identity at
+  initialisation, so an untrained store crops plainly), middle channels the first ones, depth the first blocks of each stage. Batch normalisation is
   applied through a :class:`Norm` that either uses the batch's statistics (training), records
   the statistics of a calibration batch (BN recalibration), or applies recorded ones.
 * :class:`MBV3Network` — a standalone sub-network with plain eval-mode
@@ -288,6 +290,20 @@ class _SharedBlock(nn.Module):
             self.se_expand = nn.Conv2d(r, mid, 1, bias=True)
         self.project_conv = nn.Conv2d(mid, cout, 1, bias=False)
         self.project_bn = _BNParams(cout)
+        # OFA's kernel transform matrices (elastic kernel), one per step down, shared by channels.
+        self.ks_transform_7to5 = nn.Parameter(torch.eye(25))
+        self.ks_transform_5to3 = nn.Parameter(torch.eye(9))
+
+    def depthwise_kernel(self, mid: int, kernel: int) -> torch.Tensor:
+        """The depthwise weights [mid, 1, kernel, kernel] of a sub-network: the first ``mid``
+        channels of the 7×7 kernel, stepped down to ``kernel`` by centre crops, each followed by
+        the transform matrix of that step (OFA's elastic kernel)."""
+        w = self.dw_conv.weight[:mid]
+        for size, transform in ((5, self.ks_transform_7to5), (3, self.ks_transform_5to3)):
+            if kernel > size:
+                break
+            w = (crop(w, size).reshape(mid, size * size) @ transform).view(mid, 1, size, size)
+        return w
 
 
 _DW_INDEX: dict[tuple[int, int, int, int], tuple[torch.Tensor, int, int]] = {}
@@ -358,7 +374,7 @@ class SharedMBV3(nn.Module):
         for pos, s in arch.blocks:
             b: _SharedBlock = self.blocks[pos]  # type: ignore[assignment]
             y = _act(s.act, norm(F.conv2d(x, b.expand_conv.weight[: s.mid]), b.expand_bn))
-            w = crop(b.dw_conv.weight[: s.mid], s.kernel)
+            w = b.depthwise_kernel(s.mid, s.kernel)
             if norm.mode == "batch" and y.shape[2] * y.shape[3] <= MATMUL_MAX_PIXELS:
                 y = depthwise_matmul(y, w, s.stride)
             else:
@@ -390,7 +406,7 @@ class SharedMBV3(nn.Module):
                 b: _SharedBlock = self.blocks[pos]  # type: ignore[assignment]
                 block.expand_conv.weight.copy_(b.expand_conv.weight[: s.mid])
                 _copy_bn(block.expand_bn, b.expand_bn)
-                block.dw_conv.weight.copy_(crop(b.dw_conv.weight[: s.mid], s.kernel))
+                block.dw_conv.weight.copy_(b.depthwise_kernel(s.mid, s.kernel))
                 _copy_bn(block.dw_bn, b.dw_bn)
                 if s.se:
                     r = se_channels(s.mid)

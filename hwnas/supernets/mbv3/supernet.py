@@ -250,8 +250,15 @@ class OFAMobileNetV3(Supernet):
         return self._module
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Replace the shared weights (e.g. with a trained checkpoint); drops cached BN statistics."""
-        self._module = load_weights(SharedMBV3(self.max_arch()), state, self.name)
+        """Replace the shared weights (e.g. with a trained checkpoint); drops cached BN statistics.
+        Kernel transform matrices missing from ``state`` (checkpoints trained without them) are
+        the identity, under which a smaller kernel is the plain centre crop."""
+        store = SharedMBV3(self.max_arch())
+        state = dict(state)
+        for name, tensor in store.state_dict().items():
+            if ".ks_transform_" in name and name not in state:
+                state[name] = tensor
+        self._module = load_weights(store, state, self.name)
         self._stats.clear()
 
     def _image(self, inputs: Feeds | tuple[torch.Tensor, ...]) -> torch.Tensor:
