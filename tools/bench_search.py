@@ -46,7 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, default=None,
                    help="CPU profile of the space [default: OUT/profile.json, made with --quick if missing].")
     p.add_argument("--objectives", default="accuracy,latency")
-    p.add_argument("--algos", default="linas,nsga2,random")
+    p.add_argument("--algos", default="linas,nsga2,random",
+                   help="Comma-separated; ALGO:KEY=VALUE;KEY=VALUE runs a variant with those settings "
+                        "(e.g. linas:batch=hypervolume).")
     p.add_argument("--evals", type=int, default=200, help="Budget per run [default: 200].")
     p.add_argument("--seeds", type=int, default=5, help="Seeds 0..K-1 [default: 5].")
     p.add_argument("--population", type=int, default=50)
@@ -55,6 +57,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loop-cost", default=None, metavar="SIZES",
                    help="Measure one LINAS outer loop for archives of these sizes (e.g. 50,250,500) instead.")
     return p.parse_args(argv)
+
+
+def _setting_value(text: str):
+    """A variant's setting from text: int, float, or the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def log(message: str) -> None:
@@ -155,7 +167,13 @@ def main(argv: list[str] | None = None) -> None:
         loop_cost(args, supernet, evaluator, profile)
         return
 
-    algos = [a.strip() for a in args.algos.split(",")]
+    variants = {}
+    for spec in (a.strip() for a in args.algos.split(",")):
+        # "ALGO" or "ALGO:KEY=VALUE;KEY=VALUE" (a variant with its own settings, e.g. linas:batch=hypervolume)
+        name, _, rest = spec.partition(":")
+        extra = dict(kv.split("=", 1) for kv in rest.split(";") if kv) if rest else {}
+        variants[spec] = (name, {k: _setting_value(v) for k, v in extra.items()})
+    algos = list(variants)
     seeds = list(range(args.seeds))
     runs: dict[str, dict[int, Path]] = {a: {} for a in algos}
     walls: dict[str, list[float]] = {a: [] for a in algos}
@@ -163,10 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     done = 0
     for seed in seeds:
         for algo in algos:
-            out = args.out / "runs" / f"{algo}-s{seed}"
-            settings = {"inner_evals": args.inner_evals} if algo == "linas" else {}
+            name, extra = variants[algo]
+            out = args.out / "runs" / f"{algo.replace(':', '-').replace(';', '-').replace('=', '_')}-s{seed}"
+            settings = {"inner_evals": args.inner_evals, **extra} if name == "linas" else dict(extra)
             start = time.perf_counter()
-            result = search(SearchRequest(space=args.space, algo=algo, objectives=args.objectives, evals=args.evals,
+            result = search(SearchRequest(space=args.space, algo=name, objectives=args.objectives, evals=args.evals,
                                           out=out, profiles=[str(profile)], seed=seed, population=args.population,
                                           settings=settings, evaluator=evaluator, supernet=supernet))
             walls[algo].append(time.perf_counter() - start)
@@ -193,9 +212,11 @@ def main(argv: list[str] | None = None) -> None:
                         "speedup": (args.evals / n_median) if n_median else None}
 
     loop_costs = []
-    if "linas" in algos:
+    for a in algos:
+        if variants[a][0] != "linas":
+            continue
         for s in seeds:
-            h = read_run(runs["linas"][s], require_complete=False).meta
+            h = read_run(runs[a][s], require_complete=False).meta
             for lp in (h.get("result") or {}).get("loops", []):
                 loop_costs.append(lp["fit_s"] + lp["inner_s"])
 

@@ -12,9 +12,13 @@ Nested loops:
    evaluations, whole populations at a time (:mod:`~hwnas.search.algorithms.vectorized`),
    starting from the best validated configurations — or, when the whole space has no more gene
    combinations than that (``bert-ose``: 360), rank all of it on the predictors instead;
-4. the final population minus what is already validated is the next batch (topped up to
-   ``min_batch`` from the rest of the inner search's evaluations, best ranked first, then at
-   random, so every loop validates something new); repeat until the budget is spent.
+4. the next batch: with ``batch="population"`` (the paper's rule) the final population minus
+   what is already validated (the default); with ``batch="hypervolume"`` up to a population of
+   the inner search's evaluated configurations chosen greedily by the hypervolume their
+   *predicted* values add to the *validated* front
+   (:mod:`~hwnas.search.algorithms.batch_selection`). Either is topped up to ``min_batch``
+   from the rest of the inner search's evaluations, best ranked first, then at random, so every
+   loop validates something new; repeat until the budget is spent.
 
 Only validated results reach the archive and the Pareto front; predicted values are recorded
 beside them in evaluations.jsonl (``predicted``). The time of steps 2–3 per loop is recorded in
@@ -33,6 +37,7 @@ from hwnas.checks import Check, Choice, Float, Int, Probability
 from hwnas.errors import InputError
 from hwnas.predictors.surrogate import CANDIDATES, ObjectivePredictor
 from hwnas.search.algorithms.base import Algorithm, Proposal
+from hwnas.search.algorithms.batch_selection import greedy_hypervolume_batch
 from hwnas.search.algorithms.vectorized import (
     InnerResult,
     Operators,
@@ -43,6 +48,10 @@ from hwnas.search.algorithms.vectorized import (
 from hwnas.search.problem import Problem
 
 FEATURES = ("supernet", "supernet+genes")
+BATCH_RULES = ("hypervolume", "population")
+#: With three or more objectives, the hypervolume rule scores only this many of the inner
+#: search's configurations (best ranked first): its Monte Carlo contributions cost more.
+HV_POOL_MANY_OBJECTIVES = 300
 
 
 def _predictor_names(name: str, value: Any) -> Any:
@@ -74,6 +83,7 @@ class LINAS(Algorithm):
         "predictors": list(CANDIDATES),
         "cv_folds": 5,
         "features": "supernet",
+        "batch": "population",
     }
     schema: ClassVar[Mapping[str, Check]] = {
         "population": Int(2),
@@ -85,6 +95,7 @@ class LINAS(Algorithm):
         "mutation_prob": Probability(),
         "mutation_eta": Float(0.0),
         "features": Choice(FEATURES),
+        "batch": Choice(BATCH_RULES),
         "predictors": _predictor_names,
     }
 
@@ -185,7 +196,7 @@ class LINAS(Algorithm):
                           problem.upper, rng, pop_size=pop_size, n_evals=int(s["inner_evals"]),
                           initial=best, operators=operators)
         t2 = time.perf_counter()
-        batch = self._next_batch(problem, inner, seen, rng, pop_size)
+        batch = self._next_batch(problem, inner, seen, rng, pop_size, problem.to_min(VF))
         predicted = predict(batch) if batch.shape[0] else None
         stats = {
             "validated": int(VX.shape[0]),
@@ -217,8 +228,9 @@ class LINAS(Algorithm):
         return genes
 
     def _next_batch(self, problem: Problem, inner: Any, seen: set[bytes], rng: np.random.Generator,
-                    pop_size: int) -> np.ndarray:
-        """Final population minus validated; topped up to ``min_batch`` (see module doc)."""
+                    pop_size: int, validated_min: np.ndarray) -> np.ndarray:
+        """The ``batch`` rule's choice, topped up to ``min_batch`` (see module doc).
+        ``validated_min``: validated objectives in minimisation form [N, M]."""
         min_batch = min(int(self.settings["min_batch"]), pop_size)
         chosen: list[np.ndarray] = []
         taken = set(seen)
@@ -232,7 +244,17 @@ class LINAS(Algorithm):
                     taken.add(key)
                     chosen.append(row)
 
-        take(inner.X[inner.cv <= 0], pop_size)
+        if self.settings["batch"] == "population":
+            take(inner.X[inner.cv <= 0], pop_size)
+        else:
+            ok = (inner.all_cv <= 0) & np.isfinite(inner.all_F).all(axis=1)
+            ok &= np.array([row.tobytes() not in taken for row in inner.all_X], dtype=bool)
+            pool_X, pool_F = inner.all_X[ok], inner.all_F[ok]
+            if pool_F.shape[1] > 2 and pool_F.shape[0] > HV_POOL_MANY_OBJECTIVES:
+                rank, crowd = rank_and_crowding(pool_F, np.zeros(pool_F.shape[0]))
+                best = np.lexsort((-crowd, rank))[:HV_POOL_MANY_OBJECTIVES]
+                pool_X, pool_F = pool_X[best], pool_F[best]
+            take(pool_X[greedy_hypervolume_batch(validated_min, pool_F, pop_size, rng)], pop_size)
         if len(chosen) < min_batch:
             ok = inner.all_cv <= 0
             rank, crowd = rank_and_crowding(inner.all_F[ok], inner.all_cv[ok])
