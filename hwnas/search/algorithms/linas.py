@@ -48,7 +48,7 @@ from hwnas.search.algorithms.vectorized import (
 from hwnas.search.problem import Problem
 
 FEATURES = ("supernet", "supernet+genes")
-BATCH_RULES = ("hypervolume", "population")
+BATCH_RULES = ("population", "hypervolume", "population+hypervolume")
 #: With three or more objectives, the hypervolume rule scores only this many of the inner
 #: search's configurations (best ranked first): its Monte Carlo contributions cost more.
 HV_POOL_MANY_OBJECTIVES = 300
@@ -244,9 +244,14 @@ class LINAS(Algorithm):
                     taken.add(key)
                     chosen.append(row)
 
-        if self.settings["batch"] == "population":
+        rule = self.settings["batch"]
+        if rule in ("population", "population+hypervolume"):
             take(inner.X[inner.cv <= 0], pop_size)
-        else:
+        if rule in ("hypervolume", "population+hypervolume") and len(chosen) < pop_size:
+            # The rows already chosen join the validated front as predicted (believer rule).
+            picked = {row.tobytes() for row in chosen}
+            believed = np.vstack([validated_min,
+                                  inner.all_F[[row.tobytes() in picked for row in inner.all_X]]])
             ok = (inner.all_cv <= 0) & np.isfinite(inner.all_F).all(axis=1)
             ok &= np.array([row.tobytes() not in taken for row in inner.all_X], dtype=bool)
             pool_X, pool_F = inner.all_X[ok], inner.all_F[ok]
@@ -254,7 +259,7 @@ class LINAS(Algorithm):
                 rank, crowd = rank_and_crowding(pool_F, np.zeros(pool_F.shape[0]))
                 best = np.lexsort((-crowd, rank))[:HV_POOL_MANY_OBJECTIVES]
                 pool_X, pool_F = pool_X[best], pool_F[best]
-            take(pool_X[greedy_hypervolume_batch(validated_min, pool_F, pop_size, rng)], pop_size)
+            take(pool_X[greedy_hypervolume_batch(believed, pool_F, pop_size - len(chosen), rng)], pop_size)
         if len(chosen) < min_batch:
             ok = inner.all_cv <= 0
             rank, crowd = rank_and_crowding(inner.all_F[ok], inner.all_cv[ok])
