@@ -67,3 +67,28 @@ def test_linas_with_the_hypervolume_rule_finds_the_front(tmp_path):
     true_hv = hypervolume_natural(np.column_stack([accuracy_of(X), params_of(X)]), [True, False],
                                   result.reference_point)
     assert result.hypervolume / true_hv >= 0.95  # (the population rule: >= 0.98 here; random and NSGA-II: >= 0.85)
+
+
+def test_population_plus_hypervolume_keeps_the_population_then_fills_the_gaps():
+    """The paper's batch (final population minus validated) first, then greedy hypervolume picks."""
+    from test_search_algorithms import synth_problem
+
+    from hwnas.search.algorithms.linas import LINAS
+    from hwnas.search.algorithms.vectorized import InnerResult
+
+    problem = synth_problem()
+    genes = np.array([[i, 0, 0, 0, 0, 0] for i in range(6)] + [[0, j, 0, 0, 0, 0] for j in range(1, 6)])
+    F = np.column_stack([-np.linspace(0.5, 0.9, 11), np.linspace(1.0, 2.0, 11)])  # all on one front
+    F[8] = [-0.2, 3.0]  # predicted dominated: never a hypervolume pick
+    inner = InnerResult(X=genes[:3], F=F[:3], cv=np.zeros(3), all_X=genes, all_F=F, all_cv=np.zeros(11),
+                        evaluations=11, generations=1)
+    seen = {genes[0].tobytes()}  # validated already
+    validated = np.array([[-0.5, 1.0]])
+    algo = LINAS(batch="population+hypervolume", population=6, min_batch=1)
+    batch = algo._next_batch(problem, inner, seen, np.random.default_rng(0), 6, validated)
+    rows = [tuple(r) for r in batch]
+    assert rows[:2] == [tuple(genes[1]), tuple(genes[2])]  # the population minus the validated row
+    assert len(rows) == 6 == len(set(rows)) and tuple(genes[0]) not in rows and tuple(genes[8]) not in rows
+    only_population = LINAS(batch="population", population=6, min_batch=1)._next_batch(
+        problem, inner, seen, np.random.default_rng(0), 6, validated)
+    assert [tuple(r) for r in only_population] == rows[:2]

@@ -92,14 +92,15 @@ def greedy_hypervolume_batch(validated: np.ndarray, candidates: np.ndarray, k: i
         candidates: predicted objective values [N, M] (minimisation), finite rows.
         k: most rows to choose.
         rng: seeds the Monte Carlo estimate (three or more objectives).
-        ref: reference point [M] (default :func:`reference_from` of the validated front).
+        ref: reference point [M] (default :func:`reference_from` of the validated front and
+            the candidates together, so rows that extend the front past its current ends count).
     Returns:
         int64 [≤ k], best first; it stops early when no remaining candidate improves the
         front (every one is predicted dominated).
     """
     front = validated[non_dominated_mask(validated)] if validated.size else validated
     if ref is None:
-        ref = reference_from(front if front.size else candidates)
+        ref = reference_from(np.vstack([front, candidates]) if front.size else candidates)
     chosen: list[int] = []
     available = np.ones(candidates.shape[0], dtype=bool)
     two = candidates.shape[1] == 2
