@@ -152,3 +152,13 @@ def test_resume_measures_nothing_twice_and_ends_where_a_full_run_ends():
     again = FakeTimer()
     run(again, state=resumed)
     assert again.calls == []  # a finished state measures nothing
+
+
+def test_under_load_that_never_lets_up_the_least_disturbed_rounds_are_used():
+    # One core taken by another program all along (seen by the meter), with bursts on top
+    # that slow some rounds further: noisy, but the estimate ignores the burst rounds.
+    timer = FakeTimer(bursts=[(10, 21, 2.0, 1.0), (0, 10_000, 1.2, 1.0)])
+    state = run(timer)
+    assert noise_report(state, list(TRUE_MS), POLICY)["noisy"]
+    errs = errors(state)
+    assert all(0.18 < e < 0.22 for e in errs.values()), errs  # the load's 20%, not the bursts' 140%

@@ -38,3 +38,14 @@ def quantize_dynamic_int8(fp32_path: str | os.PathLike, int8_path: str | os.Path
                          reduce_range=False)
     finally:
         logging.getLogger().setLevel(quiet)
+
+
+def int8_bytes(model: bytes) -> bytes:
+    """:func:`quantize_dynamic_int8` of a serialized model, in memory (via a temporary directory)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model)
+        quantize_dynamic_int8(src, dst)
+        return dst.read_bytes()

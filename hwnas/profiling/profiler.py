@@ -133,11 +133,13 @@ def noise_block_keys(keys: list[str], k: int) -> list[str]:
 
 
 class CpuMeter:
-    """CPU used by other processes (in cores) over a window: the machine's busy CPU time
-    minus this process's, per wall second. Windows shorter than ``min_window`` seconds are
-    widened back in time (the clock-tick resolution of CPU times makes them unreliable)."""
+    """CPU used by other processes (in cores) over a window: the busy CPU time of ``cores``
+    (the cores this process is pinned to; None: all) minus this process's, per wall second.
+    Windows shorter than ``min_window`` seconds are widened back in time (the clock-tick
+    resolution of CPU times makes them unreliable)."""
 
-    def __init__(self, min_window: float = 0.3):
+    def __init__(self, cores: list[int] | None = None, min_window: float = 0.3):
+        self.cores = cores
         self.min_window = min_window
         self.marks: list[tuple[float, float, float]] = []  # (wall, machine busy s, own s)
         self.process = psutil.Process()
@@ -149,9 +151,13 @@ class CpuMeter:
             del self.marks[:32]
 
     def _now(self) -> tuple[float, float, float]:
-        times = psutil.cpu_times()
-        busy = sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "guest", 0.0) \
-            - getattr(times, "guest_nice", 0.0)
+        if self.cores is None:
+            per_core = [psutil.cpu_times()]
+        else:
+            every = psutil.cpu_times(percpu=True)
+            per_core = [every[c] for c in self.cores if c < len(every)]
+        busy = sum(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
+                   - getattr(t, "guest_nice", 0.0) for t in per_core)
         own = self.process.cpu_times()
         return time.monotonic(), busy, own.user + own.system
 
@@ -312,9 +318,9 @@ class Profiler:
         self._all_items = items
         self._models: dict[str, tuple[Path, dict[str, np.ndarray]]] = {}
         self._progress = progress
-        self._meter = CpuMeter()
         self.placement: dict[str, int] = {}
         rounds_policy = self.policy.rounds_policy()
+        self._meter = CpuMeter()
         state = self.profile.progress or new_state()
         self.profile.progress = state
         scheduler = Scheduler(todo, self.reference_items() if todo else [], self._timer, rounds_policy,
@@ -322,7 +328,7 @@ class Profiler:
                               on_sample=lambda item, ref: self._save_soon(), probe=self._meter.probe)
         if on_start:
             on_start(scheduler.planned())
-        pin_threads(self.threads)
+        self._meter.cores = pin_threads(self.threads)  # interference: other processes on our cores
         self._stats = {k: 0.0 for k in ("wall_seconds", "ort_run_seconds", "export_seconds", "session_seconds")}
         started = time.perf_counter()
         self._last_save = 0.0

@@ -29,7 +29,8 @@ is biased low by the run-to-run spread (the luckiest of several rounds), while e
 are timed once by their median; the median of clean rounds is an estimate of that same quantity
 which a burst in a minority of rounds (the outlier rule: in any round but the fastest) cannot
 move. An item is *clean* with at least ``ceil(rounds / 2)`` clean samples; otherwise its
-estimate is the median of all its samples and the profile is marked noisy.
+estimate is the median of its samples within ``outlier_rel`` of its fastest (the least
+disturbed of what could be had) and the profile is marked noisy.
 
 The state is a JSON-able dict (saved in the profile while it is being measured), so an
 interrupted run resumes without measuring again what it has: ``{"samples": {item: [sample]},
@@ -278,10 +279,12 @@ class Estimate:
 
 def estimate(samples: Sequence[dict[str, Any]], policy: RoundsPolicy) -> Estimate:
     """The item's estimate: the median of its clean samples when it has at least half of
-    ``rounds`` of them, else the median of all its samples (not clean)."""
+    ``rounds`` of them; else (not clean) the median of the samples within ``outlier_rel`` of its
+    fastest — under a load that never let up, the least disturbed of what was measured."""
     clean = [s for s in samples if s["status"] == "clean"]
     ok = len(clean) >= math.ceil(policy.rounds / 2)
-    used = clean if ok else list(samples)
+    fastest = min(s["ms"] for s in samples)
+    used = clean if ok else [s for s in samples if s["ms"] <= fastest * (1 + policy.outlier_rel)]
     ms = np.array([s["ms"] for s in used], dtype=np.float64)
     median = float(np.median(ms))
     spread = float((ms.max() - ms.min()) / median) if median > 0 else 0.0
@@ -295,8 +298,8 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
     ``unclean_count``, ``items``, ``samples``, ``touched`` (by reason), ``remeasured`` (samples
     of passes after the first), ``interference_cores`` (median / max over all samples),
     ``reference_drift_max`` (largest slowdown of a reference against its fastest), and
-    ``round_spread_median`` / ``round_spread_max`` ((max - min) / median of the samples each
-    item's estimate used).
+    ``round_spread_median`` / ``round_spread_max`` ((max - min) / median of all the samples of
+    each item: how far apart its rounds were).
     """
     all_samples = [s for i in items for s in state["samples"].get(i, [])]
     estimates = {i: estimate(state["samples"][i], policy) for i in items if state["samples"].get(i)}
@@ -308,7 +311,10 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
     interference = [s["interference"] for s in all_samples] + [r["interference"] for r in state["references"]]
     base = reference_baselines(state)
     drifts = [r["ms"] / base[r["item"]] - 1 for r in state["references"] if base.get(r["item"])]
-    spreads = [e.spread for e in estimates.values()]
+    spreads = []
+    for i in estimates:
+        ms = [s["ms"] for s in state["samples"][i]]
+        spreads.append((max(ms) - min(ms)) / float(np.median(ms)) if np.median(ms) > 0 else 0.0)
     return {
         "noisy": bool(unclean),
         "unclean_count": len(unclean),
