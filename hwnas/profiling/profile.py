@@ -82,7 +82,7 @@ class Profile:
         from hwnas.profiling.rounds import describe_noise
 
         return (f"{self.source} is noisy: {describe_noise(self.noise)}; its predictions may be off - profile "
-                "again on a quiet machine")
+                "again (into another file) on a quiet machine")
 
     def block_ms(self, key: str) -> float:
         """Median latency (ms) of a measured block."""

@@ -318,7 +318,6 @@ class Profiler:
         self._all_items = items
         self._models: dict[str, tuple[Path, dict[str, np.ndarray]]] = {}
         self._progress = progress
-        self.placement: dict[str, int] = {}
         rounds_policy = self.policy.rounds_policy()
         self._meter = CpuMeter()
         state = self.profile.progress or new_state()
@@ -377,15 +376,19 @@ class Profiler:
         noise = noise_report(state, measured, rounds_policy)
         self.profile.noise = noise
         self.profile.noise_floor = {
-            "method": "per item: (max - min) / median of the round medians its estimate used",
+            "method": "per item: (max - min) / median of its round medians",
             "median_rel_diff": noise["round_spread_median"],
             "max_rel_diff": noise["round_spread_max"],
             "reference_blocks": sorted({r["item"].split(":", 1)[1] for r in state["references"]}),
             "reference_drift_max": noise["reference_drift_max"],
         }
-        if self.placement:
+        placement: dict[str, int] = {}
+        for counts in state.get("placement", {}).values():
+            for provider, n in counts.items():
+                placement[provider] = placement.get(provider, 0) + n
+        if placement:
             self.profile.placement = {"method": "ONNX Runtime session profiling, one run per item",
-                                      "nodes_by_provider": dict(self.placement)}
+                                      "nodes_by_provider": placement}
         self.profile.progress = {}
 
     # -- one measurement -----------------------------------------------------------------------
@@ -429,9 +432,9 @@ class Profiler:
             path.unlink()
             path = int8_path
         self._stats["export_seconds"] += time.perf_counter() - t0
-        if self.ep != "cpu":
-            for provider, n in nodes_by_provider(path, self.ep, self.threads, feeds).items():
-                self.placement[provider] = self.placement.get(provider, 0) + n
+        placement = self.profile.progress.setdefault("placement", {})
+        if self.ep != "cpu" and item not in placement:
+            placement[item] = nodes_by_provider(path, self.ep, self.threads, feeds)
         self._models[item] = (path, feeds)
         return path, feeds
 
