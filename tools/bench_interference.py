@@ -9,7 +9,8 @@ In one run, on this machine:
 2. a full profile into ``DIR/busy.json`` while a CPU-bound Python busy loop runs pinned on core
    ``--busy-core`` for its whole length (started before, stopped after);
 3. ``--held-out`` sub-networks that neither calibration set holds, exported and timed after
-   both, with the busy loop stopped, by the profiler's runner and policy;
+   both, with the busy loop stopped, by the profiler's runner, policy and rounds (the truth is
+   the median of each model's clean rounds, measured like a calibration sub-network);
 4. both profiles' predictors scored against the *same* measurements: share within ±5% / ±10%,
    RMSPE, mean relative error (bias), Spearman ρ; and what each profile said about its own
    noise (``noisy``, touched rounds by reason, interference in cores, reference drift).
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from hwnas.predictors.latency import LatencyPredictor
     from hwnas.profiling.profile import load_profile
-    from hwnas.profiling.profiler import MeasurePolicy, export_subnet, time_whole_model
+    from hwnas.profiling.profiler import CpuMeter, MeasurePolicy, export_subnet, time_whole_model
+    from hwnas.profiling.rounds import Sample, Scheduler, estimate, noise_report
+    from hwnas.profiling.timing import pin_threads
     from hwnas.supernets.registry import get_supernet
 
     torch.set_num_threads(1)
@@ -100,12 +103,25 @@ def main(argv: list[str] | None = None) -> int:
     policy = MeasurePolicy()
     print(f"timing {len(held_out)} held-out sub-networks (busy loop stopped) …", file=sys.stderr, flush=True)
     load_before = os.getloadavg()
-    measured = []
-    for i, config in enumerate(held_out):
-        model, feeds = export_subnet(supernet, config, shape)
-        measured.append(time_whole_model(model, feeds, ep="cpu", threads=threads, policy=policy).median_ms)
-        print(f"{i + 1:3d}/{len(held_out)} {measured[-1]:8.3f} ms", file=sys.stderr, flush=True)
-    y = np.array(measured)
+    # The truth is measured as the profiler measures: rounds over all held-out models in shuffled
+    # orders, touched rounds re-measured, the median of the clean rounds (or of the least
+    # disturbed ones when the machine never let up) - the same rules, so other people's load
+    # on this shared machine moves the truth as little as it can.
+    exported = {str(i): export_subnet(supernet, c, shape) for i, c in enumerate(held_out)}
+    meter = CpuMeter(pin_threads(threads))
+    one_round = MeasurePolicy(repeats=policy.round_repeats(),
+                              calibration_min_seconds=policy.calibration_min_seconds / policy.rounds)
+
+    def timer(item: str) -> Sample:
+        meter.mark()
+        timing = time_whole_model(exported[item][0], exported[item][1], ep="cpu", threads=threads, policy=one_round)
+        return Sample(timing.median_ms, meter.others())
+
+    rounds_policy = policy.rounds_policy()
+    state = Scheduler(list(exported), [], timer, rounds_policy, seed=args.seed, probe=meter.probe).run()
+    estimates = [estimate(state["samples"][str(i)], rounds_policy) for i in range(len(held_out))]
+    y = np.array([e.median_ms for e in estimates])
+    truth_noise = noise_report(state, list(exported), rounds_policy)
     scores = {name: metrics(np.asarray(p.predict(held_out), dtype=np.float64), y) for name, p in predictors.items()}
     for name, summary in (("quiet", quiet), ("busy", busy)):
         summary["calibration_choice"] = predictors[name].choice.name if predictors[name].choice else None
@@ -119,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_ms_range": [float(y.min()), float(y.max())],
         "held_out_load_before": load_before,
         "held_out_load_after": os.getloadavg(),
+        "held_out_truth": {"method": "median of clean rounds (3 rounds, shuffled, re-measured), as the profiler",
+                           "noise": truth_noise},
         "predictors": scores,
         "rows": [{"config": c, "measured_ms": float(m),
                   **{name: float(p.predict([c])[0]) for name, p in predictors.items()}}
