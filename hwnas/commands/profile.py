@@ -65,8 +65,11 @@ def profile(space: str, ep: str, precision: str, out: Path, threads: int | None,
     table = Table(title=f"profile {out}")
     table.add_column("field")
     table.add_column("value")
-    for key in ("device_id", "precision", "complete", "blocks", "calibration", "noise_floor", "noisy"):
+    for key in ("device_id", "precision", "complete", "blocks", "calibration"):
         table.add_row(key, str(summary[key]))
+    if summary["noise_floor"] is not None:
+        table.add_row("round spread (median)", f"{summary['noise_floor']:.1%}")
+    table.add_row("noisy", "yes (see the warning)" if result.noisy else "no")
     if summary["placement"]:
         table.add_row("nodes by provider", ", ".join(f"{k}: {v}" for k, v in summary["placement"].items()))
     stats = result.stats

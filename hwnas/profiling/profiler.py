@@ -245,8 +245,10 @@ class Profiler:
             raise InputError(f"--out {str(self.out)!r} is a directory; give a file name")
         refuse_if_locked(self.out)  # another profiler is writing it: refused before any work
         if not self.out.exists():
-            return Profile(space=self.supernet.name, device=self.device, settings=self.settings,
-                           hwnas_version=hwnas.__version__)
+            fresh = Profile(space=self.supernet.name, device=self.device, settings=self.settings,
+                            hwnas_version=hwnas.__version__)
+            fresh.source = f"profile {str(self.out)!r}"
+            return fresh
         existing = load_profile(self.out, space=self.supernet.name)
         existing.check_configs(self.supernet.space)
         existing_settings = {"precision": "fp32", **existing.settings}  # profiles before INT8 are FP32
