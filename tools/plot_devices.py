@@ -92,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         ax.scatter(lat[d], acc, s=8, c="0.8", label="validated")
         f = fronts[d]
         ax.plot(lat[d][f], acc[f], "-o", ms=4, color="C0", label=f"front on {label[d]}")
-        for k, o in enumerate(x for x in devices if x != d):
+        for k, o in enumerate(devices):
             others = np.array(sorted(sets[o] - sets[d]), dtype=np.int64)
-            if len(others):
+            if o != d and len(others):
                 ax.scatter(lat[d][others], acc[others], marker=markers[k % 4], s=28, facecolors="none",
-                           edgecolors=f"C{k + 1}", label=f"on {label[o]}'s front only")
+                           edgecolors=f"C{k + 1}", label=f"on {label[o]}'s front, not this one")
         ax.axvline(budgets[d], color="0.4", ls="--", lw=1, label=f"budget {budgets[d]:.3g} ms")
         ax.scatter([lat[d][choices[d]]], [acc[choices[d]]], marker="*", s=160, color="gold", edgecolors="k",
                    zorder=5, label="best under budget")
