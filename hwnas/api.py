@@ -63,24 +63,27 @@ def _config(supernet: Supernet, config: Config | str) -> Config:
 def profile(space: str, out: PathLike, *, ep: str = "cpu", threads: int | None = None,
             shape: Mapping[str, int] | None = None, quick: bool = False, plugin: str | None = None,
             supernet: Supernet | None = None, progress: Callable[[str, str], None] | None = None,
-            on_start: Callable[[int], None] | None = None) -> Profile:
+            on_start: Callable[[int], None] | None = None, precision: str = "fp32") -> Profile:
     """Profile ``space`` on this device into the profile file ``out`` (resumed if it is there).
 
     Args:
-        ep: ONNX Runtime execution provider (``cpu``, ``cuda``).
+        ep: ONNX Runtime execution provider (``cpu``, ``cuda``, ``openvino``).
+        precision: ``fp32``, or ``int8`` (blocks and calibration sub-networks quantized as
+            ``export(int8=True)`` quantizes).
         threads: intra-op threads (default: physical cores).
         shape: shape settings, e.g. ``{"batch": 1, "seq_len": 64}`` (default: the space's).
         quick: the ``--quick`` policy (fewer repeats, 10 calibration sub-networks).
         progress: called as ``progress(stage, key)`` after each measured item;
             ``on_start(n)`` once with the number of items to measure.
     Returns:
-        the profile (``profile.failures`` lists what could not be measured, by key).
+        the profile (``profile.failures`` lists what could not be measured, by key;
+        ``profile.noisy`` / ``profile.noise_warning()`` say whether interference spoiled it).
     """
     from hwnas.profiling.profiler import MeasurePolicy, Profiler
 
     supernet = supernet or get_supernet(space, plugin)
     profiler = Profiler(supernet, Path(out), ep=ep, threads=threads, shape=dict(shape or {}),
-                        policy=MeasurePolicy.quick() if quick else MeasurePolicy())
+                        policy=MeasurePolicy.quick() if quick else MeasurePolicy(), precision=precision)
     return profiler.run(progress=progress, on_start=on_start)
 
 

@@ -192,7 +192,11 @@ def test_fleet_profiles_each_device_and_resumes(ray_cluster, tmp_path, capsys):
     (out / "cpu-b.json").write_text(json.dumps(data))
     main(fleet(out))
     second = {d["device"]: d for d in json.loads(capsys.readouterr().out)["devices"]}
-    assert second["cpu-a"]["measured"] == 0 and second["cpu-b"]["measured"] == 3
+    # "measured" counts measurements: each dropped block in every round (plus reference blocks
+    # and any re-measured round), nothing on cpu-a
+    from hwnas.profiling.profiler import MeasurePolicy
+
+    assert second["cpu-a"]["measured"] == 0 and second["cpu-b"]["measured"] >= 3 * MeasurePolicy.quick().rounds
     again = {n: load_profile(out / f"{n}.json", space="mlp-digits") for n in second}
     assert again["cpu-a"].blocks == profiles["cpu-a"].blocks  # nothing re-measured
     assert again["cpu-b"].complete and set(again["cpu-b"].blocks) == set(profiles["cpu-b"].blocks)

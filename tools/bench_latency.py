@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from hwnas.predictors.latency import LatencyPredictor
+    from hwnas.profiling.precision import int8_bytes
     from hwnas.profiling.profile import load_profile
     from hwnas.profiling.profiler import (
         MeasurePolicy,
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = LatencyPredictor(profile, supernet)
     shape, threads, ep = profile.shape, int(profile.settings["threads"]), profile.ep
     policy = MeasurePolicy(**profile.settings["policy"])
+    precision = profile.precision
 
     space = supernet.space
     seen = {space.key(c["config"]) for c in profile.calibration}
@@ -128,16 +131,20 @@ def main(argv: list[str] | None = None) -> int:
             held_out.append(config)
             keys.add(key)
 
+    load_before = os.getloadavg()
     measured, again = [], []
     started = time.perf_counter()
     for i, config in enumerate(held_out):
         model, feeds = export_subnet(supernet, config, shape)
+        if precision == "int8":  # quantized as `hwnas export --int8` quantizes, as the profile's items were
+            model = int8_bytes(model)
         timing = time_whole_model(model, feeds, ep=ep, threads=threads, policy=policy)
         measured.append(timing.median_ms)
         if i < args.noise:  # the same model, a new session: how much the machine disagrees with itself
             again.append(time_whole_model(model, feeds, ep=ep, threads=threads, policy=policy).median_ms)
         print(f"{i + 1:3d}/{len(held_out)} {timing.median_ms:9.3f} ms  {json.dumps(config)}", file=sys.stderr, flush=True)
     measure_seconds = time.perf_counter() - started
+    load_after = os.getloadavg()
     y = np.array(measured)
 
     cal_configs = [c["config"] for c in profile.calibration]
@@ -163,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         "space": args.space,
         "profile": str(args.profile),
         "device_id": profile.device.get("id"),
+        "ep": ep,
+        "precision": precision,
+        "profile_noisy": profile.noisy,
+        "profile_noise": profile.noise,
+        "load_average_before": load_before,
         "cpu": profile.device.get("cpu_model"),
         "threads": threads,
         "shape": shape,
@@ -173,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "held_out": len(held_out),
         "held_out_ms_range": [float(y.min()), float(y.max())],
         "measure_seconds": round(measure_seconds, 1),
+        "load_average_after": load_after,
         "predictors": {name: metrics(np.asarray(p, dtype=np.float64), y) for name, p in predictions.items()},
         "noise_floor": metrics(np.array(again), y[: len(again)]) if len(again) >= 3 else None,
         "noise_floor_n": len(again),

@@ -59,7 +59,7 @@ def models_table(manifest: dict, title: str) -> Table:
 @click.option("--config", "config_text", default=None, metavar="JSON", help="One configuration to export (with --space).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="New output directory.")
 @click.option("--int8", is_flag=True, help="Also write an INT8 variant of each model (ONNX Runtime dynamic quantization).")
-@click.option("--ep", type=click.Choice(["cpu", "cuda"]), default=None,
+@click.option("--ep", type=click.Choice(["cpu", "cuda", "openvino"]), default=None,
               help="Execution provider for timing [default: the run's profile's, else cpu].")
 @click.option("--threads", type=int, default=None,
               help="Intra-op threads for timing [default: the profile's, else physical cores].")

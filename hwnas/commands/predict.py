@@ -39,6 +39,8 @@ def predict(profile_path: Path, config_text: str, shape_items: tuple[str, ...], 
     profile, supernet = predictor.profile, predictor.supernet
     config = parse_config(config_text, supernet.space)
     _check_profile_shape(supernet, profile.shape, parse_shape(shape_items), profile_path)
+    if profile.noise_warning():
+        stderr.print(f"warning: {profile.noise_warning()}", style="yellow", highlight=False)
     for line in predictor.device_warnings():
         stderr.print(f"warning: profile was measured on another device: {line}", style="yellow")
     if not predictor.calibrated:
@@ -73,7 +75,7 @@ def _check_profile_shape(supernet: Supernet, measured: dict[str, int], wanted: d
 @click.command()
 @click.option("--space", required=True, help="Space name (see `hwnas spaces`).")
 @click.option("--config", "config_text", required=True, metavar="JSON", help="Configuration.")
-@click.option("--ep", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--ep", type=click.Choice(["cpu", "cuda", "openvino"]), default="cpu", show_default=True)
 @click.option("--threads", type=int, default=None, help="Intra-op threads [default: physical cores].")
 @click.option("--batch", type=int, default=None, help="Batch size [default: the space's]; same as --shape batch=B.")
 @click.option("--seq-len", type=int, default=None,

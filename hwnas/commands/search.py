@@ -88,6 +88,9 @@ def search(space: str, algo: str, objectives: str, evals: int, out: Path, profil
                                   profiles=profiles, constraints=constraints, seed=seed, population=population,
                                   settings=_parse_settings(settings))
     complete = (prepared.existing or {}).get("status") == "complete"
+    for ref in prepared.factory.profiles:
+        if ref.predictor is not None and ref.predictor.profile.noise_warning():
+            stderr.print(f"warning: {ref.predictor.profile.noise_warning()}", style="yellow", highlight=False)
     if prepared.existing is not None:
         stderr.print(f"{out} holds this search, complete: showing its results" if complete
                      else f"resuming the interrupted search in {out}")

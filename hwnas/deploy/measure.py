@@ -29,7 +29,7 @@ class Measurement:
         """The manifest's ``measurement``, with this machine's fingerprint."""
         from hwnas.profiling.fingerprint import device_fingerprint, device_id
 
-        fingerprint = device_fingerprint(self.ep, self.threads)
+        fingerprint = device_fingerprint(self.ep, self.threads)  # of the FP32 models; INT8 ones beside them
         return {"ep": self.ep, "threads": self.threads, "shape": self.shape, "policy": asdict(self.policy),
                 "device_id": device_id(fingerprint), "device": fingerprint,
                 "runner": "hwnas.profiling.timing.time_session (IOBinding, sequential, ORT_ENABLE_ALL)"}

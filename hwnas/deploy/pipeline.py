@@ -175,6 +175,8 @@ def deploy(
     warnings: list[str] = [f"profile {p.label!r}: this machine differs from the profiled device: "
                            f"{'; '.join(p.differences)}" for p in profiles if p.differences]
     warnings += [f"profile {p.label!r}: {p.note}" for p in profiles if p.note]
+    warnings += [p.predictor.profile.noise_warning() for p in profiles
+                 if p.predictor is not None and p.predictor.profile.noise_warning()]
     with terminate_as_interrupt(), staged_output(out, EXPORT_KIND) as staging:
         models = []
         for number, (item, config) in enumerate(zip(items, configs), 1):
@@ -190,7 +192,7 @@ def deploy(
             timing = time_onnx(path, feeds, measurement)
             entry["measured"] = timing.to_dict()
             entry["measured_ms"] = timing.median_ms
-            entry["predicted_ms"] = _predictions(config, item, profiles)
+            entry["predicted_ms"] = _predictions(config, item, profiles, "fp32")
             entry["prediction_error"] = {label: (ms - timing.median_ms) / timing.median_ms
                                          for label, ms in entry["predicted_ms"].items() if ms is not None}
             fp32_pred = None
@@ -214,6 +216,10 @@ def deploy(
             if int8:
                 entry["int8"] = _int8_variant(supernet, config, path, staging, entry, measurement, accuracy,
                                               fp32_pred, say, tag)
+                entry["int8"]["predicted_ms"] = _predictions(config, item, profiles, "int8")
+                entry["int8"]["prediction_error"] = {
+                    label: (ms - entry["int8"]["measured_ms"]) / entry["int8"]["measured_ms"]
+                    for label, ms in entry["int8"]["predicted_ms"].items() if ms is not None}
             models.append(entry)
         manifest = {
             **_manifest_head(supernet),
@@ -230,10 +236,20 @@ def deploy(
     return manifest
 
 
-def _predictions(config: Config, item: dict[str, Any], profiles: Sequence[ProfileRef]) -> dict[str, float | None]:
+def _precision(profile: ProfileRef) -> str:
+    """The precision a profile was measured at (FP32 when its file is not there to say)."""
+    return profile.predictor.profile.precision if profile.predictor is not None else "fp32"
+
+
+def _predictions(config: Config, item: dict[str, Any], profiles: Sequence[ProfileRef],
+                 precision: str) -> dict[str, float | None]:
+    """Each ``precision`` profile's predicted ms of ``config``, by label (an FP32 model is
+    compared with FP32 profiles, its INT8 variant with INT8 profiles)."""
     recorded = item.get("objectives") or {}
     out: dict[str, float | None] = {}
     for p in profiles:
+        if _precision(p) != precision:
+            continue
         if p.predictor is not None:
             out[p.label] = float(p.predictor.predict([config])[0])
         else:
@@ -320,14 +336,15 @@ def export_run(
       ``objectives`` (as the run validated them, natural units; accuracy there is the
       validation split's); ``measured`` (Timing: ``median_ms``, ``q1_ms``, ``q3_ms``,
       ``p90_ms``, ``min_ms``, ``repeats``, ``warmup``, ``run_seconds``) and ``measured_ms``
-      (its median); ``predicted_ms`` ({profile label: ms}) and ``prediction_error``
+      (its median); ``predicted_ms`` ({profile label: ms}, FP32 profiles) and ``prediction_error``
       ({label: (predicted − measured) / measured}); ``test_accuracy`` (fraction in [0, 1],
       see ``accuracy.method``) and ``evaluator_test_accuracy`` (PyTorch weight-sharing
       evaluator, the cross-check); ``int8``: null or ``{file, size_bytes, onnx_checker,
       max_abs_diff_vs_fp32 (logits on the parity inputs), measured, measured_ms,
       speedup_vs_fp32 (FP32 median / INT8 median, measured in this run), test_accuracy
       (ONNX Runtime, test split), test_agreement_with_fp32 (fraction of test examples
-      classified as the FP32 model does)}``.
+      classified as the FP32 model does), predicted_ms and prediction_error (as above, for the
+      INT8 profiles of the run: ``hwnas profile --precision int8``)}``.
 
     Raises:
         InputError: missing, incomplete or other-space run; bad ``top``; ``out`` not new/empty.

@@ -141,5 +141,6 @@ class LatencyPredictor:
 
     def device_warnings(self) -> list[str]:
         """How this machine differs from the profiled device (empty when it is the same)."""
-        here = device_fingerprint(self.profile.ep, int(self.profile.settings["threads"]))
+        here = device_fingerprint(self.profile.ep, int(self.profile.settings["threads"]),
+                                  precision=self.profile.precision)
         return fingerprint_differences(self.profile.device, here)

@@ -29,7 +29,10 @@ LATENCY_FIELDS = (
     "gpu_name",
     "gpu_memory_gib",
     "driver_version",
+    "precision",
 )
+#: The value a field takes in a fingerprint that predates it (profiles made before INT8 are FP32).
+DEFAULTS = {"precision": "fp32"}
 
 
 def _cpu_model() -> str:
@@ -60,10 +63,12 @@ def _gpu_info() -> dict:
     return info
 
 
-def device_fingerprint(ep: str, threads: int, ep_options: dict | None = None) -> dict:
+def device_fingerprint(ep: str, threads: int, ep_options: dict | None = None, precision: str = "fp32") -> dict:
     """Describe this machine and the runtime settings a latency is measured under.
 
-    `ep` is "cpu" or "cuda"; `threads` the ONNX Runtime intra-op thread count. GPU fields are
+    `ep` is "cpu", "cuda" or "openvino"; `threads` the ONNX Runtime intra-op thread count;
+    `ep_options` the provider options (default: those hwnas passes to `ep`); `precision` the
+    numeric format of the timed models ("fp32", "int8"). GPU fields are
     present only for ep="cuda" (None where nvidia-smi is unavailable). `memory_gib` is total RAM
     in GiB rounded to 0.1.
     """
@@ -77,8 +82,9 @@ def device_fingerprint(ep: str, threads: int, ep_options: dict | None = None) ->
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
         "execution_provider": ep,
-        "ep_options": dict(ep_options or {}),
+        "ep_options": dict(ep_options if ep_options is not None else _ep_options(ep)),
         "intra_op_threads": threads,
+        "precision": precision,
     }
     if hasattr(psutil.Process, "cpu_affinity"):
         try:
@@ -90,17 +96,33 @@ def device_fingerprint(ep: str, threads: int, ep_options: dict | None = None) ->
     return fp
 
 
+def _ep_options(ep: str) -> dict:
+    from hwnas.profiling.timing import EP_OPTIONS
+
+    return dict(EP_OPTIONS.get(ep, {}))
+
+
+def _field(fp: dict, key: str):
+    return fp.get(key, DEFAULTS.get(key))
+
+
 def device_id(fp: dict) -> str:
-    """Stable short id "<ep>-<12 hex>" over the latency-relevant fields of a fingerprint."""
-    key = {k: fp.get(k) for k in LATENCY_FIELDS}
+    """Stable short id "<ep>-<12 hex>" (FP32) or "<ep>-<precision>-<12 hex>" over the
+    latency-relevant fields of a fingerprint; the precision is hashed only when it is not FP32,
+    so the ids of FP32 profiles made before INT8 existed do not change."""
+    key = {k: _field(fp, k) for k in LATENCY_FIELDS if k != "precision"}
+    precision = _field(fp, "precision")
+    if precision != "fp32":
+        key["precision"] = precision
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{fp.get('execution_provider', 'cpu')}-{digest}"
+    ep = fp.get("execution_provider", "cpu")
+    return f"{ep}-{digest}" if precision == "fp32" else f"{ep}-{precision}-{digest}"
 
 
 def fingerprint_differences(expected: dict, actual: dict) -> list[str]:
     """Lines "field: <expected> (profile) vs <actual> (this machine)", one per differing field."""
     return [
-        f"{k}: {expected.get(k)!r} (profile) vs {actual.get(k)!r} (this machine)"
+        f"{k}: {_field(expected, k)!r} (profile) vs {_field(actual, k)!r} (this machine)"
         for k in LATENCY_FIELDS
-        if expected.get(k) != actual.get(k)
+        if _field(expected, k) != _field(actual, k)
     ]

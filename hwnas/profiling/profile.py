@@ -30,8 +30,14 @@ class Profile:
         settings: ep, threads, shape (batch, seq_len, …), warm-up/repeat policy, calibration size.
         blocks: block key → timing dict (``median_ms``, ``q1_ms``, ``q3_ms``, ``p90_ms``, …).
         calibration: whole sub-networks measured end to end: ``{"config", "median_ms", …}``.
-        noise_floor: the same blocks timed again in separate sessions: per-block relative
-            differences of medians and their summary.
+        noise_floor: how much an item's round medians differ (median and max over items of
+            (max - min) / median), the reference blocks and their largest drift.
+        noise: the interference report (:func:`hwnas.profiling.rounds.noise_report`):
+            ``noisy`` and how noisy; empty for profiles made before it.
+        placement: for a provider other than the CPU's, how many graph nodes ran on each
+            provider (summed over items), from ONNX Runtime's session profiling.
+        progress: the measurement schedule's state while the profile is being made (resumed
+            from it); empty once measured.
         failures: block or calibration key → error message.
         stats: wall, ONNX Runtime run, export and session seconds of the runs that made it.
     """
@@ -42,6 +48,9 @@ class Profile:
     blocks: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: list[dict[str, Any]] = field(default_factory=list)
     noise_floor: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
+    placement: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
     complete: bool = False
@@ -55,6 +64,25 @@ class Profile:
     @property
     def ep(self) -> str:
         return str(self.settings["ep"])
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``int8`` (profiles made before INT8 are FP32)."""
+        return str(self.settings.get("precision", "fp32"))
+
+    @property
+    def noisy(self) -> bool:
+        """True when the profiler could not get a clean measurement of every item."""
+        return bool(self.noise.get("noisy"))
+
+    def noise_warning(self) -> str | None:
+        """The warning a noisy profile gives wherever it is loaded, else None."""
+        if not self.noisy:
+            return None
+        from hwnas.profiling.rounds import describe_noise
+
+        return (f"{self.source} is noisy: {describe_noise(self.noise)}; its predictions may be off - profile "
+                "again (into another file) on a quiet machine")
 
     def block_ms(self, key: str) -> float:
         """Median latency (ms) of a measured block."""
@@ -74,6 +102,9 @@ class Profile:
             "blocks": self.blocks,
             "calibration": self.calibration,
             "noise_floor": self.noise_floor,
+            "noise": self.noise,
+            "placement": self.placement,
+            "progress": self.progress,
             "failures": self.failures,
             "stats": self.stats,
         }
@@ -97,6 +128,9 @@ class Profile:
                 blocks=dict(data["blocks"]),
                 calibration=list(data["calibration"]),
                 noise_floor=dict(data.get("noise_floor") or {}),
+                noise=dict(data.get("noise") or {}),
+                placement=dict(data.get("placement") or {}),
+                progress=dict(data.get("progress") or {}),
                 failures=dict(data.get("failures") or {}),
                 stats=dict(data.get("stats") or {}),
                 complete=bool(data.get("complete", False)),

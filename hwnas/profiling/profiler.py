@@ -1,16 +1,19 @@
 """Measure a space on a device: every unique block, a calibration set of whole sub-networks,
 and the noise floor; resumable, saved after every measurement.
 
-Order of work: (1) each distinct block of the space is exported alone (fixed shape) and timed;
-(2) a seeded calibration set of whole sub-networks — the smallest, the largest and a uniform
-sample — is exported exactly as ``hwnas export`` would (dynamic axes) and timed end to end;
-(3) a few blocks are exported and timed again in new sessions, to record how much a median
-moves between two independent sessions on this machine.
+Items: each distinct block of the space, exported alone (fixed shape), and a seeded calibration
+set of whole sub-networks — the smallest, the largest and a uniform sample — exported exactly as
+``hwnas export`` would (dynamic axes); for ``precision="int8"`` each is quantized as
+``hwnas export --int8`` quantizes. Items are measured in interleaved rounds with reference
+blocks through the run, and rounds touched by interference are measured again
+(:mod:`hwnas.profiling.rounds`); a profile that could not be measured clean is marked noisy.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,12 +34,14 @@ from hwnas.profiling.fingerprint import (
     device_id,
     fingerprint_differences,
 )
+from hwnas.profiling.precision import INT8_METHOD, check_precision, quantize_dynamic_int8
 from hwnas.profiling.profile import Profile, load_profile
+from hwnas.profiling.rounds import Estimate, RoundsPolicy, Sample, Scheduler, estimate, new_state, noise_report
 from hwnas.profiling.timing import (
     Timing,
     check_ep,
     make_session,
-    noise_floor,
+    nodes_by_provider,
     pin_threads,
     time_session,
 )
@@ -46,11 +51,16 @@ from hwnas.supernets.base import Shape, Supernet
 
 @dataclass(frozen=True)
 class MeasurePolicy:
-    """How long to measure. Times in seconds.
+    """How long and how to measure. Times in seconds.
 
-    Each measurement does ``warmup`` untimed runs, then at least ``repeats`` timed runs and
-    keeps going until the timed runs add up to ``min_seconds`` (blocks) or
-    ``calibration_min_seconds`` (whole sub-networks).
+    Every item (block or calibration sub-network) is measured in ``rounds`` rounds over all
+    items (see :mod:`hwnas.profiling.rounds`); each round is a new session with ``warmup``
+    untimed runs, then at least ``ceil(repeats / rounds)`` (and 3) timed runs, continuing until
+    they add up to ``min_seconds / rounds`` (blocks) or ``calibration_min_seconds / rounds``
+    (whole sub-networks). ``noise_blocks`` blocks are the reference blocks measured again every
+    ``reference_every`` items through the run; ``outlier_rel``, ``drift_rel``,
+    ``interference_max`` (cores used by other processes) and ``max_passes`` say when a round is
+    touched by interference and how often it is measured again (:class:`RoundsPolicy`).
     """
 
     warmup: int = 5
@@ -59,11 +69,26 @@ class MeasurePolicy:
     calibration_size: int = 30
     calibration_min_seconds: float = 2.0
     noise_blocks: int = 6
+    rounds: int = 3
+    reference_every: int = 6
+    outlier_rel: float = 0.10
+    drift_rel: float = 0.10
+    interference_max: float = 0.30
+    max_passes: int = 2
 
     @classmethod
     def quick(cls) -> MeasurePolicy:
         return cls(warmup=2, repeats=10, min_seconds=0.1, calibration_size=10,
                    calibration_min_seconds=0.2, noise_blocks=3)
+
+    def rounds_policy(self) -> RoundsPolicy:
+        return RoundsPolicy(rounds=self.rounds, reference_every=self.reference_every, outlier_rel=self.outlier_rel,
+                            drift_rel=self.drift_rel, interference_max=self.interference_max,
+                            max_passes=self.max_passes)
+
+    def round_repeats(self) -> int:
+        """Timed runs of one round at least."""
+        return max(3, math.ceil(self.repeats / max(self.rounds, 1)))
 
 
 def default_threads() -> int:
@@ -107,6 +132,53 @@ def noise_block_keys(keys: list[str], k: int) -> list[str]:
     return [keys[i] for i in picks]
 
 
+class CpuMeter:
+    """CPU used by other processes (in cores) over a window: the busy CPU time of ``cores``
+    (the cores this process is pinned to; None: all) minus this process's, per wall second.
+    Windows shorter than ``min_window`` seconds are widened back in time (the clock-tick
+    resolution of CPU times makes them unreliable)."""
+
+    def __init__(self, cores: list[int] | None = None, min_window: float = 0.3):
+        self.cores = cores
+        self.min_window = min_window
+        self.marks: list[tuple[float, float, float]] = []  # (wall, machine busy s, own s)
+        self.process = psutil.Process()
+
+    def mark(self) -> None:
+        """Take a snapshot (before a measurement)."""
+        self.marks.append(self._now())
+        if len(self.marks) > 64:
+            del self.marks[:32]
+
+    def _now(self) -> tuple[float, float, float]:
+        if self.cores is None:
+            per_core = [psutil.cpu_times()]
+        else:
+            every = psutil.cpu_times(percpu=True)
+            per_core = [every[c] for c in self.cores if c < len(every)]
+        busy = sum(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
+                   - getattr(t, "guest_nice", 0.0) for t in per_core)
+        own = self.process.cpu_times()
+        return time.monotonic(), busy, own.user + own.system
+
+    def others(self) -> float:
+        """Cores used by other processes since the last :meth:`mark` (or earlier, see above)."""
+        now = self._now()
+        start = next((m for m in reversed(self.marks) if now[0] - m[0] >= self.min_window),
+                     self.marks[0] if self.marks else now)
+        wall = now[0] - start[0]
+        if wall <= 0:
+            return 0.0
+        return max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / wall)
+
+    def probe(self, seconds: float = 0.5) -> float:
+        """Cores other processes use now, over ``seconds`` of this process sleeping."""
+        start = self._now()
+        time.sleep(seconds)
+        now = self._now()
+        return max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / (now[0] - start[0]))
+
+
 ProgressFn = Callable[[str, str], None]  # (stage, key) after each item measured
 
 
@@ -117,11 +189,13 @@ class Profiler:
         supernet: what to profile.
         out: profile path; an existing profile with the same space, settings and device is
             resumed, anything else there is refused (never overwritten).
-        ep: ``"cpu"`` or ``"cuda"``.
+        ep: ``"cpu"``, ``"cuda"`` or ``"openvino"``.
         threads: intra-op threads (default: physical cores).
         shape: overrides of the supernet's default shape, e.g. ``{"batch": 1, "seq_len": 128}``.
         policy: measurement policy (:meth:`MeasurePolicy.quick` for ``--quick``).
-        calibration_seed: seed of the calibration sample.
+        calibration_seed: seed of the calibration sample (and of the rounds' shuffled orders).
+        precision: ``"fp32"`` or ``"int8"`` (every block and calibration sub-network quantized
+            as ``hwnas export --int8`` quantizes, :mod:`hwnas.profiling.precision`).
     """
 
     def __init__(
@@ -134,11 +208,14 @@ class Profiler:
         shape: dict[str, int | None] | None = None,
         policy: MeasurePolicy | None = None,
         calibration_seed: int = 0,
+        precision: str = "fp32",
     ):
         check_ep(ep)
+        check_precision(precision)
         self.supernet = supernet
         self.out = Path(out)
         self.ep = ep
+        self.precision = precision
         self.threads = resolve_threads(threads)
         self.shape: Shape = supernet.resolve_shape(shape)
         supernet.example_inputs(self.shape)  # validates the shape against the supernet
@@ -149,8 +226,11 @@ class Profiler:
             "shape": self.shape,
             "policy": asdict(self.policy),
             "calibration_seed": calibration_seed,
+            "precision": precision,
         }
-        fingerprint = device_fingerprint(ep, self.threads)
+        if precision == "int8":
+            self.settings["quantization"] = dict(INT8_METHOD)
+        fingerprint = device_fingerprint(ep, self.threads, precision=precision)
         self.device = {**fingerprint, "id": device_id(fingerprint)}
         self.profile = self._open()
 
@@ -165,14 +245,17 @@ class Profiler:
             raise InputError(f"--out {str(self.out)!r} is a directory; give a file name")
         refuse_if_locked(self.out)  # another profiler is writing it: refused before any work
         if not self.out.exists():
-            return Profile(space=self.supernet.name, device=self.device, settings=self.settings,
-                           hwnas_version=hwnas.__version__)
+            fresh = Profile(space=self.supernet.name, device=self.device, settings=self.settings,
+                            hwnas_version=hwnas.__version__)
+            fresh.source = f"profile {str(self.out)!r}"
+            return fresh
         existing = load_profile(self.out, space=self.supernet.name)
         existing.check_configs(self.supernet.space)
-        if existing.settings != self.settings:
+        existing_settings = {"precision": "fp32", **existing.settings}  # profiles before INT8 are FP32
+        if existing_settings != self.settings:
             diffs = [
-                f"{k}: {existing.settings.get(k)!r} in file vs {v!r} now"
-                for k, v in self.settings.items() if existing.settings.get(k) != v
+                f"{k}: {existing_settings.get(k)!r} in file vs {v!r} now"
+                for k, v in self.settings.items() if existing_settings.get(k) != v
             ]
             raise InputError(f"profile {str(self.out)!r} was made with other settings ({'; '.join(diffs)}); "
                              "use another --out")
@@ -183,116 +266,214 @@ class Profiler:
         return existing
 
     # -- work ----------------------------------------------------------------------------------
+    def _items(self) -> dict[str, tuple[str, str, Config | None]]:
+        """Every item of the profile: id → (stage, key, config or None for a block)."""
+        items: dict[str, tuple[str, str, Config | None]] = {}
+        for key in self.supernet.all_blocks(self.shape):
+            items[f"block:{key}"] = ("block", key, None)
+        for config in calibration_configs(self.supernet.space, self.policy.calibration_size,
+                                          self.settings["calibration_seed"]):
+            key = self.supernet.space.key(config)
+            items[f"calibration:{key}"] = ("calibration", key, config)
+        return items
+
+    def _finished(self) -> set[str]:
+        done = {f"block:{k}" for k in self.profile.blocks}
+        done |= {f"calibration:{self.supernet.space.key(c['config'])}" for c in self.profile.calibration}
+        return done
+
     def pending(self) -> dict[str, list]:
-        """What is left to measure: block keys, calibration configs, noise-floor block keys."""
-        blocks = self.supernet.all_blocks(self.shape)
-        measured_configs = {self.supernet.space.key(c["config"]) for c in self.profile.calibration}
-        calib = [
-            c for c in calibration_configs(self.supernet.space, self.policy.calibration_size,
-                                           self.settings["calibration_seed"])
-            if self.supernet.space.key(c) not in measured_configs
-        ]
-        done_noise = set(self.profile.noise_floor.get("blocks", {}))
-        noise = [k for k in noise_block_keys(blocks, self.policy.noise_blocks) if k not in done_noise]
-        return {"blocks": [k for k in blocks if k not in self.profile.blocks], "calibration": calib, "noise": noise}
+        """What is left to measure: block keys and calibration configs without a final
+        measurement (some of their rounds may be measured already)."""
+        finished = self._finished()
+        left = [(i, v) for i, v in self._items().items() if i not in finished]
+        return {"blocks": [k for _, (stage, k, _c) in left if stage == "block"],
+                "calibration": [c for _, (stage, _k, c) in left if stage == "calibration"]}
+
+    def reference_items(self) -> list[str]:
+        """The reference blocks measured again through the run (drift detection)."""
+        return [f"block:{k}" for k in noise_block_keys(self.supernet.all_blocks(self.shape), self.policy.noise_blocks)]
 
     def run(self, progress: ProgressFn | None = None, on_start: Callable[[int], None] | None = None) -> Profile:
-        """Measure everything pending, saving after each item. Returns the profile.
+        """Measure everything pending, saving after each measurement. Returns the profile.
 
         Holds the exclusive lock of ``out`` (:func:`hwnas.locking.exclusive`) throughout, and
         reopens the file under it (another process may have written it since this profiler was
         made). SIGTERM stops it like Ctrl-C (KeyboardInterrupt), after saving what was measured.
 
         Args:
-            progress: called with (stage, key) after each item, measured or failed.
-            on_start: called once with the number of items to measure.
+            progress: called with (stage, key) after each measurement (one round of an item or
+                of a reference block), measured or failed.
+            on_start: called once with the number of measurements planned (re-measurements of
+                touched rounds come on top).
         """
         with exclusive(self.out), terminate_as_interrupt():
             self.profile = self._open()
-            return self._run(progress, on_start)
+            with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
+                self._tmp = Path(tmp)
+                return self._run(progress, on_start)
 
     def _run(self, progress: ProgressFn | None, on_start: Callable[[int], None] | None) -> Profile:
-        pending = self.pending()
-        self._noise_keys = set(pending["noise"])
-        self._exported: dict[str, tuple[bytes, dict[str, np.ndarray]]] = {}
+        items = self._items()
+        finished = self._finished()
+        todo = [i for i in items if i not in finished]
+        self._all_items = items
+        self._models: dict[str, tuple[Path, dict[str, np.ndarray]]] = {}
+        self._progress = progress
+        rounds_policy = self.policy.rounds_policy()
+        self._meter = CpuMeter()
+        state = self.profile.progress or new_state()
+        self.profile.progress = state
+        scheduler = Scheduler(todo, self.reference_items() if todo else [], self._timer, rounds_policy,
+                              seed=int(self.settings["calibration_seed"]), state=state,
+                              on_sample=lambda item, ref: self._save_soon(), probe=self._meter.probe)
         if on_start:
-            on_start(sum(len(v) for v in pending.values()))
-        pin_threads(self.threads)
-        stats = {k: 0.0 for k in ("wall_seconds", "ort_run_seconds", "export_seconds", "session_seconds")}
+            on_start(scheduler.planned())
+        self._meter.cores = pin_threads(self.threads)  # interference: other processes on our cores
+        self._stats = {k: 0.0 for k in ("wall_seconds", "ort_run_seconds", "export_seconds", "session_seconds")}
         started = time.perf_counter()
+        self._last_save = 0.0
         self.profile.failures = {}
         try:
-            for key in pending["blocks"]:
-                self._measure(stats, "block", key, lambda k=key: self._time_block(k, stats),
-                              lambda t, k=key: self.profile.blocks.__setitem__(k, t.to_dict()))
-                if progress:
-                    progress("block", key)
-            for config in pending["calibration"]:
-                label = self.supernet.space.key(config)
-                self._measure(stats, "calibration", label, lambda c=config: self._time_subnet(c, stats),
-                              lambda t, c=config: self.profile.calibration.append({"config": c, **t.to_dict()}))
-                if progress:
-                    progress("calibration", label)
-            for key in pending["noise"]:
-                self._measure(stats, "noise", key, lambda k=key: self._time_block(k, stats), self._record_noise(key))
-                if progress:
-                    progress("noise", key)
+            if todo:
+                scheduler.run()
+                self._finish(todo, rounds_policy)
         finally:
-            stats["wall_seconds"] = time.perf_counter() - started
-            for k, v in stats.items():
+            self._stats["wall_seconds"] = time.perf_counter() - started
+            for k, v in self._stats.items():
                 self.profile.stats[k] = round(self.profile.stats.get(k, 0.0) + v, 3)
             left = self.pending()
             self.profile.complete = not any(left.values()) and not self.profile.failures
             self.profile.save(self.out)
         return self.profile
 
-    def _measure(self, stats, stage: str, key: str, measure: Callable[[], Timing], record: Callable[[Timing], None]) -> None:
+    def _save_soon(self) -> None:
+        """Save after a measurement (at most every 2 s: a profile of a large space is ~100 kB)."""
+        if time.perf_counter() - self._last_save >= 2.0:
+            self.profile.save(self.out)
+            self._last_save = time.perf_counter()
+
+    def _finish(self, todo: list[str], rounds_policy: RoundsPolicy) -> None:
+        """Write the final entries of measured items, the noise report and the noise floor."""
+        state = self.profile.progress
+        entries: dict[str, dict[str, Any]] = {}
+        for item in todo:
+            samples = state["samples"].get(item)
+            if not samples or f"{self._all_items[item][0]}:{self._all_items[item][1]}" in self.profile.failures:
+                continue
+            entries[item] = _entry(estimate(samples, rounds_policy), samples, self.policy.warmup)
+        for item, (stage, key, _config) in self._all_items.items():
+            if item in entries and stage == "block":
+                self.profile.blocks[key] = entries[item]
+        order = list(self._all_items)
+        calibration = {self.supernet.space.key(c["config"]): c for c in self.profile.calibration}
+        for item in order:
+            stage, key, config = self._all_items[item]
+            if stage == "calibration" and item in entries:
+                calibration[key] = {"config": config, **entries[item]}
+        self.profile.calibration = [calibration[k] for k in
+                                    (self._all_items[i][1] for i in order if self._all_items[i][0] == "calibration")
+                                    if k in calibration]
+        measured = [i for i in todo if i in entries]
+        noise = noise_report(state, measured, rounds_policy)
+        self.profile.noise = noise
+        self.profile.noise_floor = {
+            "method": "per item: (max - min) / median of its round medians",
+            "median_rel_diff": noise["round_spread_median"],
+            "max_rel_diff": noise["round_spread_max"],
+            "reference_blocks": sorted({r["item"].split(":", 1)[1] for r in state["references"]}),
+            "reference_drift_max": noise["reference_drift_max"],
+        }
+        placement: dict[str, int] = {}
+        for counts in state.get("placement", {}).values():
+            for provider, n in counts.items():
+                placement[provider] = placement.get(provider, 0) + n
+        if placement:
+            self.profile.placement = {"method": "ONNX Runtime session profiling, one run per item",
+                                      "nodes_by_provider": placement}
+        self.profile.progress = {}
+
+    # -- one measurement -----------------------------------------------------------------------
+
+    def _timer(self, item: str) -> Sample | None:
+        stage, key, config = self._all_items[item]
         try:
-            timing = measure()
+            path, feeds = self._model(item)
+            self._meter.mark()
+            timing = self._time(path, feeds, stage)
+            interference = self._meter.others()
         except (KeyboardInterrupt, InputError):
             raise
         except Exception as exc:  # a block that fails to export or run: report, carry on
             self.profile.failures[f"{stage}:{key}"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            return
-        record(timing)
-        self.profile.save(self.out)  # after every item, so an interrupted run resumes here
+            if self._progress:
+                self._progress(stage, key)
+            return None
+        if self._progress:
+            self._progress(stage, key)
+        extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
+        return Sample(timing.median_ms, interference, extra)
 
-    def _record_noise(self, key: str) -> Callable[[Timing], None]:
-        def record(again: Timing) -> None:
-            first = Timing.from_dict(self.profile.blocks[key])
-            blocks = self.profile.noise_floor.setdefault("blocks", {})
-            blocks[key] = {"first_ms": first.median_ms, "second_ms": again.median_ms,
-                           "rel_diff": noise_floor(first, again)}
-            diffs = [b["rel_diff"] for b in blocks.values()]
-            self.profile.noise_floor.update(median_rel_diff=float(np.median(diffs)), max_rel_diff=float(max(diffs)))
-        return record
-
-    def _time(self, model_bytes: bytes, feeds: dict[str, np.ndarray], min_seconds: float, stats) -> Timing:
+    def _model(self, item: str) -> tuple[Path, dict[str, np.ndarray]]:
+        """The item's model file (exported once per run, INT8-quantized for ``int8``) and feeds."""
+        if item in self._models:
+            return self._models[item]
+        stage, key, config = self._all_items[item]
         t0 = time.perf_counter()
-        session = make_session(model_bytes, self.ep, self.threads)
-        stats["session_seconds"] += time.perf_counter() - t0
-        p = self.policy
-        timing = time_session(session, feeds, warmup=p.warmup, repeats=p.repeats, min_seconds=min_seconds)
-        stats["ort_run_seconds"] += timing.run_seconds
-        return timing
-
-    def _time_block(self, key: str, stats) -> Timing:
-        cached = self._exported.pop(key, None)  # the noise stage times a block's first export again
-        t0 = time.perf_counter()
-        if cached is None:
+        if stage == "block":
             block = self.supernet.build_block(key, self.shape)
             model = export_onnx_bytes(block.module, block.feeds, block.output_names, dynamic_axes=block.dynamic_axes)
-            cached = (model, block.feeds)
-            if key in self._noise_keys:
-                self._exported[key] = cached
-        stats["export_seconds"] += time.perf_counter() - t0
-        return self._time(cached[0], cached[1], self.policy.min_seconds, stats)
+            feeds = block.feeds
+        else:
+            model, feeds = export_subnet(self.supernet, config, self.shape)
+        path = self._tmp / f"item{len(self._models)}.onnx"
+        path.write_bytes(model)
+        if self.precision == "int8":
+            int8_path = path.with_suffix(".int8.onnx")
+            quantize_dynamic_int8(path, int8_path)
+            path.unlink()
+            path = int8_path
+        self._stats["export_seconds"] += time.perf_counter() - t0
+        placement = self.profile.progress.setdefault("placement", {})
+        if self.ep != "cpu" and item not in placement:
+            placement[item] = nodes_by_provider(path, self.ep, self.threads, feeds)
+        self._models[item] = (path, feeds)
+        return path, feeds
 
-    def _time_subnet(self, config: Config, stats) -> Timing:
+    def _time(self, path: Path, feeds: dict[str, np.ndarray], stage: str) -> Timing:
         t0 = time.perf_counter()
-        model, feeds = export_subnet(self.supernet, config, self.shape)
-        stats["export_seconds"] += time.perf_counter() - t0
-        return self._time(model, feeds, self.policy.calibration_min_seconds, stats)
+        session = make_session(path, self.ep, self.threads)
+        self._stats["session_seconds"] += time.perf_counter() - t0
+        p = self.policy
+        total = p.min_seconds if stage == "block" else p.calibration_min_seconds
+        timing = time_session(session, feeds, warmup=p.warmup, repeats=p.round_repeats(),
+                              min_seconds=total / max(p.rounds, 1))
+        self._stats["ort_run_seconds"] += timing.run_seconds
+        return timing
+
+
+def _entry(est: Estimate, samples: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
+    """An item's saved measurement: the estimate (``median_ms``, what the predictor is fitted
+    on) with quantiles as medians over the rounds it used, and every round's summary."""
+    used = est.used
+
+    def med(name: str) -> float:
+        return float(np.median([s.get(name, s["ms"]) for s in used]))
+
+    return {
+        "median_ms": est.median_ms,
+        "q1_ms": med("q1_ms"),
+        "q3_ms": med("q3_ms"),
+        "p90_ms": med("p90_ms"),
+        "min_ms": float(min(s.get("min_ms", s["ms"]) for s in used)),
+        "repeats": int(sum(s.get("repeats", 0) for s in used)),
+        "warmup": warmup,
+        "run_seconds": float(sum(s.get("run_seconds", 0.0) for s in samples)),
+        "clean": est.clean,
+        "round_spread": est.spread,
+        "rounds": [{"ms": s["ms"], "status": s["status"], "pass": s["pass"], "seq": s["seq"],
+                    "interference": round(s["interference"], 3)} for s in samples],
+    }
 
 
 def export_subnet(supernet: Supernet, config: Config, shape: Shape) -> tuple[bytes, dict[str, np.ndarray]]:

@@ -4,7 +4,9 @@ Latency is measured the same way everywhere: fixed intra-op threads, one inter-o
 sequential execution, full graph optimisation; warm-up runs, then timed runs with
 `time.perf_counter_ns`; the median and spread are reported in milliseconds. Inputs and outputs
 are bound once with IOBinding (on the device for CUDA, with synchronisation) so copies are not
-timed. There is never a silent fallback from CUDA to CPU.
+timed. There is never a silent fallback: ONNX Runtime only warns when a requested execution
+provider is missing and then runs on the CPU provider, so every session's providers are checked
+(:func:`require_provider`) and a missing provider is an InputError naming it.
 """
 
 from __future__ import annotations
@@ -19,25 +21,54 @@ import psutil
 
 from hwnas.errors import InputError
 
-EP_NAMES = ("cpu", "cuda")
+EP_NAMES = ("cpu", "cuda", "openvino")
 MAX_REPEATS = 100_000  # cap on timed runs when `min_seconds` asks for more than `repeats`
 
-_PROVIDERS = {
-    "cpu": ["CPUExecutionProvider"],
-    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+#: ONNX Runtime's name of each execution provider hwnas runs on.
+PROVIDER_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                  "openvino": "OpenVINOExecutionProvider"}
+#: Provider options hwnas passes (recorded in the device fingerprint as ``ep_options``).
+EP_OPTIONS: dict[str, dict[str, str]] = {"cpu": {}, "cuda": {}, "openvino": {"device_type": "CPU"}}
+#: How to get each provider (the error's hint).
+SETUP_HINTS = {
+    "cuda": "install hwnas[cuda] (onnxruntime-gpu) on a machine with an NVIDIA GPU",
+    "openvino": ("install onnxruntime-openvino in its own virtual environment (it replaces the onnxruntime module): "
+                 "python -m venv --system-site-packages ~/venv-ov && ~/venv-ov/bin/pip install "
+                 "onnxruntime-openvino==1.24.1, then run ~/venv-ov/bin/python -m hwnas.cli (README: OpenVINO)"),
 }
 _allowed_cores: list[int] | None = None
 
 
+def _missing(ep: str, what: str) -> InputError:
+    return InputError(f"execution provider {ep!r} requested but {what}; {SETUP_HINTS.get(ep, '')} - hwnas never "
+                      "falls back to the CPU provider silently")
+
+
 def check_ep(ep: str) -> None:
-    """Raise InputError unless `ep` is a known execution provider usable on this machine."""
+    """Raise InputError unless `ep` is a known execution provider usable on this machine (with
+    the set-up hint when the installed onnxruntime lacks it)."""
     if ep not in EP_NAMES:
         raise InputError(f"unknown execution provider {ep!r}; choose one of {', '.join(EP_NAMES)}")
-    if ep == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise InputError(
-            "execution provider 'cuda' requested but onnxruntime has no CUDAExecutionProvider; "
-            "install hwnas[cuda] (onnxruntime-gpu) - hwnas never falls back to CPU silently"
-        )
+    name = PROVIDER_NAMES[ep]
+    if name not in ort.get_available_providers():
+        raise _missing(ep, f"this onnxruntime ({ort.__version__}) has no {name} "
+                           f"(it has {', '.join(ort.get_available_providers())})")
+
+
+def providers_for(ep: str) -> list[tuple[str, dict[str, str]]]:
+    """The (provider, options) list a session on `ep` is made with; the CPU provider last, for
+    the nodes the chosen provider does not take."""
+    chosen = [(PROVIDER_NAMES[ep], dict(EP_OPTIONS[ep]))]
+    return chosen if ep == "cpu" else chosen + [("CPUExecutionProvider", {})]
+
+
+def require_provider(session: ort.InferenceSession, ep: str) -> None:
+    """Raise InputError when `session` does not run on `ep`'s provider (ONNX Runtime fell back
+    to the CPU provider, e.g. the provider failed to initialise)."""
+    name = PROVIDER_NAMES[ep]
+    if name not in session.get_providers():
+        raise _missing(ep, f"ONNX Runtime could not initialise {name} for this model and fell back to "
+                           f"{', '.join(session.get_providers())}")
 
 
 def make_session(
@@ -55,13 +86,40 @@ def make_session(
     so.log_severity_level = 3
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
-    session = ort.InferenceSession(model, so, providers=_PROVIDERS[ep])
-    if ep == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        raise InputError(
-            "CUDAExecutionProvider could not be initialised (check the CUDA/cuDNN install); "
-            "hwnas never falls back to CPU silently"
-        )
+    names, options = zip(*providers_for(ep))
+    session = ort.InferenceSession(model, so, providers=list(names), provider_options=list(options))
+    require_provider(session, ep)
     return session
+
+
+def nodes_by_provider(model: bytes | str | os.PathLike, ep: str, threads: int,
+                      feeds: dict[str, np.ndarray]) -> dict[str, int]:
+    """How many graph nodes ran on each execution provider in one run of `model` on `ep`, from
+    ONNX Runtime's session profiling (nodes after graph optimisation; a provider that compiles a
+    subgraph, as OpenVINO does, counts as one node per fused subgraph)."""
+    import json
+    import tempfile
+
+    check_ep(ep)
+    with tempfile.TemporaryDirectory(prefix="hwnas-placement-") as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.log_severity_level = 3
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tmp, "run")
+        names, options = zip(*providers_for(ep))
+        session = ort.InferenceSession(os.fspath(model) if isinstance(model, os.PathLike) else model, so,
+                                       providers=list(names), provider_options=list(options))
+        require_provider(session, ep)
+        session.run(None, feeds)
+        with open(session.end_profiling(), encoding="utf-8") as f:
+            events = json.load(f)
+    counts: dict[str, int] = {}
+    for event in events:
+        if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time"):
+            provider = str(event.get("args", {}).get("provider", "unknown"))
+            counts[provider] = counts.get(provider, 0) + 1
+    return counts
 
 
 def pin_threads(threads: int) -> list[int] | None:

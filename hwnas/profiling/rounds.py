@@ -1,0 +1,344 @@
+"""Interference-robust measurement schedule and statistics; pure (no ONNX Runtime), driven by a
+timer function, so it is tested on a fake timer with injected bursts.
+
+The profiler measures every item (block or calibration sub-network) in ``rounds`` short rounds;
+each round visits all items in a seeded shuffled order, so a burst of background load lands on
+different items in different rounds instead of on one item's whole measurement. Reference items
+(a few blocks) are measured again every ``reference_every`` items through the whole run, so a
+change of the machine's speed over time (drift) is seen while it happens.
+
+A *sample* is one round of one item: the median of that round's timed runs (ms), with the CPU
+that other processes used meanwhile (``interference``, in cores). A sample is **touched** when
+
+* ``interference``: other processes used more than ``interference_max`` cores during it;
+* ``drift``: a reference measured just before or after it ran more than ``drift_rel`` slower
+  than that reference's fastest measurement (its quiet level);
+* ``outlier``: it is more than ``outlier_rel`` slower than the fastest sample of its item.
+
+Background load only ever slows a run down, so the fastest measurements are the anchors: a
+burst that hits even most rounds of an item is recognised against the round it missed. Touched
+samples are re-measured in up to ``max_passes`` further passes (shuffled, references
+interleaved), until every item has ``rounds`` clean samples; a pass where most re-measurements
+are touched again, or a ``probe`` that finds other processes still using more than
+``interference_max`` cores before a pass, ends re-measurement early (the load is persistent:
+measuring again would cost a whole profile and be touched again).
+
+**The statistic the predictor is fitted on** is the item's ``median_ms``: the median of its clean
+samples' medians (each the median of one round's runs). Not the minimum of rounds: the minimum
+is biased low by the run-to-run spread (the luckiest of several rounds), while exported models
+are timed once by their median; the median of clean rounds is an estimate of that same quantity
+which a burst in a minority of rounds (the outlier rule: in any round but the fastest) cannot
+move. An item is *clean* with at least ``ceil(rounds / 2)`` clean samples; otherwise its
+estimate is the median of its samples within ``outlier_rel`` of its fastest (the least
+disturbed of what could be had) and the profile is marked noisy.
+
+The state is a JSON-able dict (saved in the profile while it is being measured), so an
+interrupted run resumes without measuring again what it has: ``{"samples": {item: [sample]},
+"references": [ref], "seq": n, "passes_done": k}``; a sample is ``{"ms", "interference",
+"seq", "round", "pass", "status"}`` (status None until its pass is classified, then "clean" or
+the reason it was touched).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RoundsPolicy:
+    """How items are scheduled and when a sample counts as touched.
+
+    Attributes:
+        rounds: clean samples wanted per item.
+        reference_every: measure one reference item after this many samples.
+        outlier_rel: a sample this much slower than its item's fastest is an outlier (0.10: 10%).
+        drift_rel: a reference this much slower than its fastest marks its neighbours drifted.
+        interference_max: other processes using more cores than this during a sample touch it.
+        max_passes: re-measurement passes at most.
+    """
+
+    rounds: int = 3
+    reference_every: int = 6
+    outlier_rel: float = 0.10
+    drift_rel: float = 0.10
+    interference_max: float = 0.30
+    max_passes: int = 2
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a timer returns for one round of one item: ``ms`` (the round's median, ms),
+    ``interference`` (cores other processes used meanwhile) and ``extra`` (stored as is,
+    e.g. the round's quantiles)."""
+
+    ms: float
+    interference: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: ``timer(item) -> Sample``, or None when the item failed (it is then measured no more).
+Timer = Callable[[str], "Sample | None"]
+
+
+def new_state() -> dict[str, Any]:
+    """An empty schedule state."""
+    return {"samples": {}, "references": [], "seq": 0, "passes_done": 0}
+
+
+def order(items: Sequence[str], seed: int, round_: int, pass_: int = 0) -> list[str]:
+    """The items of one round in a seeded shuffled order (the same on resume)."""
+    rng = np.random.default_rng([seed, round_, pass_])
+    return [items[i] for i in rng.permutation(len(items))]
+
+
+class Scheduler:
+    """Runs the rounds and re-measurement passes over ``items`` with ``timer`` into ``state``.
+
+    Args:
+        items: item ids to measure.
+        references: item ids measured again through the run (may be among ``items``).
+        timer: measures one round of an item (see :data:`Timer`).
+        policy: see :class:`RoundsPolicy`.
+        seed: seed of the shuffled orders.
+        state: a state to resume (:func:`new_state` for a new run); updated in place.
+        on_sample: called with (item, is_reference) after each measurement, e.g. to save.
+        probe: returns the cores other processes use right now (checked before each
+            re-measurement pass); None: not checked.
+    """
+
+    def __init__(self, items: Sequence[str], references: Sequence[str], timer: Timer, policy: RoundsPolicy,
+                 *, seed: int = 0, state: dict[str, Any] | None = None,
+                 on_sample: Callable[[str, bool], None] | None = None,
+                 probe: Callable[[], float] | None = None):
+        self.items = list(items)
+        self.references = list(references)
+        self.timer = timer
+        self.policy = policy
+        self.seed = seed
+        self.state = state if state is not None else new_state()
+        self.on_sample = on_sample or (lambda item, ref: None)
+        self.probe = probe
+        self.failed: set[str] = set()
+
+    # -- measuring -----------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self.state["seq"] += 1
+        return self.state["seq"]
+
+    def _reference(self) -> None:
+        if not self.references:
+            return
+        refs = self.state["references"]
+        key = self.references[len(refs) % len(self.references)]
+        sample = self.timer(key)
+        if sample is None:
+            self.references = [r for r in self.references if r != key]
+            return
+        refs.append({"item": key, "ms": float(sample.ms), "interference": float(sample.interference),
+                     "seq": self._next_seq()})
+        self.on_sample(key, True)
+
+    def _measure(self, item: str, round_: int, pass_: int) -> None:
+        refs = self.state["references"]
+        if not refs or self.state["seq"] - refs[-1]["seq"] >= self.policy.reference_every:
+            self._reference()  # from the state, so a resumed run interleaves where it left off
+        sample = self.timer(item)
+        if sample is None:
+            self.failed.add(item)
+            return
+        self.state["samples"].setdefault(item, []).append({
+            "ms": float(sample.ms), "interference": float(sample.interference), "seq": self._next_seq(),
+            "round": round_, "pass": pass_, "status": None, **sample.extra})
+        self.on_sample(item, False)
+
+    def _live(self) -> list[str]:
+        return [i for i in self.items if i not in self.failed]
+
+    def planned(self) -> int:
+        """Measurements of the main rounds still to do (references included, roughly)."""
+        todo = sum(1 for r in range(self.policy.rounds) for i in self.items
+                   if not any(s["round"] == r and s["pass"] == 0 for s in self.state["samples"].get(i, [])))
+        return todo + (todo // max(self.policy.reference_every, 1) + 1 if self.references else 0)
+
+    def run(self) -> dict[str, Any]:
+        """Measure what is left: the main rounds, then re-measurement passes. Returns the state."""
+        for round_ in range(self.policy.rounds):
+            for item in order(self._live(), self.seed, round_):
+                if item in self.failed:
+                    continue
+                if not any(s["round"] == round_ and s["pass"] == 0 for s in self.state["samples"].get(item, [])):
+                    self._measure(item, round_, 0)
+        self._close_pass(0)
+        while self.state["passes_done"] < self.policy.max_passes:
+            pass_ = self.state["passes_done"] + 1
+            wanted = {i: self.policy.rounds - clean_count(self.state["samples"].get(i, []), before=pass_)
+                      for i in self._live()}
+            wanted = {i: n for i, n in wanted.items() if n > 0}
+            if not wanted:
+                break
+            if self.probe is not None and not any(s["pass"] == pass_ for i in wanted
+                                                  for s in self.state["samples"].get(i, [])):
+                busy = float(self.probe())
+                if busy > self.policy.interference_max:
+                    self.state["stopped"] = f"other processes used {busy:.2f} cores before pass {pass_}"
+                    break
+            for slot in range(max(wanted.values())):
+                for item in order(sorted(wanted), self.seed, slot, pass_):
+                    done = sum(1 for s in self.state["samples"].get(item, []) if s["pass"] == pass_)
+                    if done < wanted[item] and done <= slot and item not in self.failed:
+                        self._measure(item, slot, pass_)
+            persistent = self._close_pass(pass_)
+            if persistent:
+                break
+        self.state["passes_done"] = max(self.state["passes_done"], self.policy.max_passes)
+        return self.state
+
+    # -- classifying ---------------------------------------------------------------------------
+    def _close_pass(self, pass_: int) -> bool:
+        """Classify the samples of pass ``pass_``; True when most of them were touched (a
+        persistent load: stop re-measuring)."""
+        if pass_ > 0:
+            self.state["passes_done"] = pass_
+        closed = self.state.setdefault("closed", [])
+        if pass_ in closed:
+            return False
+        closed.append(pass_)
+        if self.references and self.state["references"]:
+            # a closing reference, so the last samples of the pass have one after them
+            self._reference()
+        classify(self.state, self.policy)
+        fresh = [s for samples in self.state["samples"].values() for s in samples if s["pass"] == pass_]
+        touched = sum(1 for s in fresh if s["status"] != "clean")
+        return pass_ > 0 and bool(fresh) and touched > len(fresh) / 2
+
+
+def clean_count(samples: Sequence[dict[str, Any]], before: int | None = None) -> int:
+    """Clean samples (of passes before ``before`` when given)."""
+    return sum(1 for s in samples if s["status"] == "clean" and (before is None or s["pass"] < before))
+
+
+def reference_baselines(state: dict[str, Any]) -> dict[str, float]:
+    """Quiet level of each reference item: its fastest measurement (ms)."""
+    base: dict[str, float] = {}
+    for ref in state["references"]:
+        base[ref["item"]] = min(base.get(ref["item"], math.inf), ref["ms"])
+    return base
+
+
+def drifted_windows(state: dict[str, Any], policy: RoundsPolicy) -> list[tuple[int, int, float]]:
+    """``(first_seq, last_seq, drift)`` of the runs of samples next to a drifted reference: from
+    the reference before it to the one after it (relative slowdown ``drift``)."""
+    refs = sorted(state["references"], key=lambda r: r["seq"])
+    base = reference_baselines(state)
+    windows = []
+    for i, ref in enumerate(refs):
+        drift = ref["ms"] / base[ref["item"]] - 1 if base[ref["item"]] > 0 else 0.0
+        if drift > policy.drift_rel:
+            lo = refs[i - 1]["seq"] if i > 0 else 0
+            hi = refs[i + 1]["seq"] if i + 1 < len(refs) else math.inf
+            windows.append((lo, hi, drift))
+    return windows
+
+
+def classify(state: dict[str, Any], policy: RoundsPolicy) -> None:
+    """Give every unclassified sample its status ("clean", "interference", "drift" or
+    "outlier"); samples already classified keep theirs (a resumed run classifies the same)."""
+    windows = drifted_windows(state, policy)
+    for samples in state["samples"].values():
+        fastest = min(s["ms"] for s in samples)
+        for s in samples:
+            if s["status"] is not None:
+                continue
+            if s["interference"] > policy.interference_max:
+                s["status"] = "interference"
+            elif any(lo < s["seq"] < hi for lo, hi, _ in windows):
+                s["status"] = "drift"
+            elif s["ms"] > fastest * (1 + policy.outlier_rel):
+                s["status"] = "outlier"
+            else:
+                s["status"] = "clean"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The result for one item: ``median_ms`` (what the predictor is fitted on), the samples it
+    was taken from, and whether the item is clean."""
+
+    median_ms: float
+    used: list[dict[str, Any]]
+    clean: bool
+    samples: int
+    touched: int
+    spread: float  # (max - min) / median of the used samples' ms
+
+
+def estimate(samples: Sequence[dict[str, Any]], policy: RoundsPolicy) -> Estimate:
+    """The item's estimate: the median of its clean samples when it has at least half of
+    ``rounds`` of them; else (not clean) the median of the samples within ``outlier_rel`` of its
+    fastest — under a load that never let up, the least disturbed of what was measured."""
+    clean = [s for s in samples if s["status"] == "clean"]
+    ok = len(clean) >= math.ceil(policy.rounds / 2)
+    fastest = min(s["ms"] for s in samples)
+    used = clean if ok else [s for s in samples if s["ms"] <= fastest * (1 + policy.outlier_rel)]
+    ms = np.array([s["ms"] for s in used], dtype=np.float64)
+    median = float(np.median(ms))
+    spread = float((ms.max() - ms.min()) / median) if median > 0 else 0.0
+    return Estimate(median, used, ok, len(samples), len(samples) - len(clean), spread)
+
+
+def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPolicy) -> dict[str, Any]:
+    """How noisy the measurement was, for the profile's ``noise`` field.
+
+    ``noisy`` (some item has no clean majority), ``unclean_items`` (their ids, at most 20) and
+    ``unclean_count``, ``items``, ``samples``, ``touched`` (by reason), ``remeasured`` (samples
+    of passes after the first), ``interference_cores`` (median / max over all samples),
+    ``reference_drift_max`` (largest slowdown of a reference against its fastest), and
+    ``round_spread_median`` / ``round_spread_max`` ((max - min) / median of all the samples of
+    each item: how far apart its rounds were).
+    """
+    all_samples = [s for i in items for s in state["samples"].get(i, [])]
+    estimates = {i: estimate(state["samples"][i], policy) for i in items if state["samples"].get(i)}
+    unclean = [i for i, e in estimates.items() if not e.clean]
+    reasons: dict[str, int] = {}
+    for s in all_samples:
+        if s["status"] not in (None, "clean"):
+            reasons[s["status"]] = reasons.get(s["status"], 0) + 1
+    interference = [s["interference"] for s in all_samples] + [r["interference"] for r in state["references"]]
+    base = reference_baselines(state)
+    drifts = [r["ms"] / base[r["item"]] - 1 for r in state["references"] if base.get(r["item"])]
+    spreads = []
+    for i in estimates:
+        ms = [s["ms"] for s in state["samples"][i]]
+        spreads.append((max(ms) - min(ms)) / float(np.median(ms)) if np.median(ms) > 0 else 0.0)
+    return {
+        "noisy": bool(unclean),
+        "unclean_count": len(unclean),
+        "unclean_items": unclean[:20],
+        "items": len(estimates),
+        "samples": len(all_samples),
+        "touched": reasons,
+        "remeasured": sum(1 for s in all_samples if s["pass"] > 0),
+        "stopped": state.get("stopped"),
+        "references": len(state["references"]),
+        "interference_cores": {"median": float(np.median(interference)) if interference else 0.0,
+                               "max": float(max(interference)) if interference else 0.0},
+        "reference_drift_max": float(max(drifts)) if drifts else 0.0,
+        "round_spread_median": float(np.median(spreads)) if spreads else 0.0,
+        "round_spread_max": float(max(spreads)) if spreads else 0.0,
+    }
+
+
+def describe_noise(noise: dict[str, Any]) -> str:
+    """One line saying how noisy a noisy profile is (for the warning)."""
+    touched = ", ".join(f"{n} {reason}" for reason, n in sorted(noise.get("touched", {}).items())) or "none"
+    return (f"{noise.get('unclean_count', '?')} of {noise.get('items', '?')} items have no clean measurement "
+            f"(touched samples: {touched}; other processes used up to "
+            f"{noise.get('interference_cores', {}).get('max', 0):.2f} cores, median "
+            f"{noise.get('interference_cores', {}).get('median', 0):.2f}; reference blocks drifted up to "
+            f"{noise.get('reference_drift_max', 0):.0%}; round-to-round spread median "
+            f"{noise.get('round_spread_median', 0):.1%}, max {noise.get('round_spread_max', 0):.1%})")
