@@ -236,10 +236,6 @@ class PretrainedBert(ElasticBert):
             out.append(float(np.mean(np.argmax(emb @ weight.T + bias, axis=1) == test.labels[: len(emb)])))
         return np.asarray(out, dtype=np.float64)
 
-    def default_objectives(self) -> tuple[str, ...]:
-        """What a quickstart searches: probe accuracy against latency."""
-        return ("accuracy", "latency")
-
     def deployment_files(self) -> dict[str, Path]:
         """The tokenizer, copied beside exported models (raw text → ids without hwnas)."""
         path = self.checkpoint_dir / hf.TOKENIZER_FILE
