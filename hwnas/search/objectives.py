@@ -194,6 +194,7 @@ class ObjectiveFactory:
                 from hwnas.evaluation.accuracy import get_evaluator
 
                 evaluator = self.evaluator = get_evaluator(supernet)
+                supernet.task()  # the data it is scored on: missing data is refused before any work
 
             def accuracy(genes: np.ndarray) -> np.ndarray:
                 return np.asarray(evaluator.evaluate(configs_of(space, genes)), dtype=np.float64).reshape(-1)
@@ -203,6 +204,7 @@ class ObjectiveFactory:
         if base == "fidelity":
             if type(supernet).fidelity is Supernet.fidelity:
                 supernet.fidelity([])  # raises the hook's InputError naming the space
+            supernet.task()  # missing data is refused before any work
             cache = RowCache(space, lambda c: float(np.asarray(supernet.fidelity([c]), dtype=np.float64)[0]))
             return Objective("fidelity", True, True, "cosine", cache, worst=-1.0,
                              meta={"hook": f"{type(supernet).__name__}.fidelity"})
