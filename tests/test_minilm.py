@@ -257,3 +257,29 @@ def test_ose_on_the_pretrained_space(nets, tmp_path):
     assert len(losses) == 2 and len(set(losses)) == 2
     # From pretrained weights and a fresh head ê stays near chance after 2 steps, but is finite and sane.
     assert all(0.0 < v < 2 * math.log(2) for v in losses)
+
+
+def test_readme_onnx_snippet_runs_as_written(nets, tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    from hwnas.deploy.pipeline import export_configs
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    match = re.search(r"<!-- minilm-onnx -->\s*```python\n(.*?)```", readme, re.S)
+    assert match, "README has no python block after <!-- minilm-onnx -->"
+    net = nets["minilm-mr"]
+    config = {"D": 3, "A": [12, 6, 3], "I": [768, 384, 1536]}
+    export_configs(net, [config], tmp_path / "models", shape={"batch": 1, "seq_len": 16})
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(match.group(1), "README.md:minilm-onnx", "exec"), scope)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[1] for line in lines] == scope["texts"]
+    # the snippet's padded batch gives what the supernet computes for each sentence alone
+    tokenizer = mr.load_tokenizer(fetch.model_dir() / hf.TOKENIZER_FILE)
+    for text, line, row in zip(scope["texts"], lines, scope["logits"]):
+        with torch.no_grad():
+            _, want = net.forward(_feeds(tokenizer, [text]), config)
+        np.testing.assert_allclose(row, want.numpy()[0], atol=1e-4)
+        assert line.split(" | ")[0] == ("positive" if want[0, 1] > want[0, 0] else "negative")
