@@ -283,3 +283,38 @@ def test_readme_onnx_snippet_runs_as_written(nets, tmp_path, monkeypatch, capsys
             _, want = net.forward(_feeds(tokenizer, [text]), config)
         np.testing.assert_allclose(row, want.numpy()[0], atol=1e-4)
         assert line.split(" | ")[0] == ("positive" if want[0, 1] > want[0, 0] else "negative")
+
+
+# -- the command line ----------------------------------------------------------------------------
+def _cli(*args, env=None):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    environment = {**os.environ, "PYTHONPATH": str(repo), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], cwd=repo, capture_output=True, text=True,
+                          timeout=300, env=environment)
+
+
+def test_fetch_is_idempotent_and_checks_hashes():
+    fetch.require()
+    proc = _cli("fetch", "minilm-mr", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["fetched"] == [] and len(summary["present"]) == 4 and "nothing to fetch" in proc.stderr
+    assert _cli("fetch", "bert-large").stderr.strip() == \
+        "hwnas: error: nothing to fetch named 'bert-large' (known: minilm-mr)"
+
+
+def test_missing_files_exit_2_naming_the_fetch_command(tmp_path):
+    env = {"HWNAS_CACHE": str(tmp_path / "empty")}
+    spaces = _cli("spaces", "--json", env=env)
+    assert spaces.returncode == 0
+    assert {"minilm-mr", "minilm-mr-ose"} <= {s["name"] for s in json.loads(spaces.stdout)["spaces"]}
+    proc = _cli("search", "--space", "minilm-mr", "--algo", "random", "--objectives", "fidelity,params",
+                "--evals", "50", "--out", str(tmp_path / "run"), env=env)
+    assert proc.returncode == 2
+    assert "run `hwnas fetch minilm-mr` first" in proc.stderr and "config.json is missing" in proc.stderr
+    assert not (tmp_path / "run").exists()
