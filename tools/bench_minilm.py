@@ -122,13 +122,16 @@ def ose(args: argparse.Namespace) -> dict:
     from hwnas.supernets.minilm import make_minilm_supernets
 
     net = make_minilm_supernets()[1]
-    net.module()
+    if not args.partial:
+        net.module()
     configs = list(net.space.enumerate())
     setting = BriefTraining(steps=args.steps, batch=args.batch, lr=args.lr, seed=0)
     cache_path = Path(args.cache)
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     tag = json.dumps(vars(setting) if hasattr(setting, "__dict__") else str(setting), sort_keys=True)
     table = cache.setdefault(tag, {})
+    if args.partial:  # only what the cache holds (an interrupted run): the comparison is on that subset
+        configs = [c for c in configs if net.space.key(c) in table]
     for number, config in enumerate(configs, 1):
         key = net.space.key(config)
         if key not in table:
@@ -154,7 +157,8 @@ def ose(args: argparse.Namespace) -> dict:
     order = np.argsort(-w)
     out = {"what": "OSE on minilm-mr-ose: brief fine-tuning from the pretrained weights",
            "setting": {"steps": setting.steps, "batch": setting.batch, "lr": setting.lr, "seed": setting.seed},
-           "configurations": len(configs), "chance_loss_ln2": math.log(2),
+           "configurations": len(configs), "complete": len(configs) == net.space.count_valid(),
+           "chance_loss_ln2": math.log(2),
            "loss": _stats(e), "loss_span": float(e.max() - e.min()),
            "exhaustive_optimum": {"config": configs[best], "w": float(w[best]), "loss": float(e[best])},
            "ose": picks, "seconds_per_brief_training": _stats([table[net.space.key(c)]["seconds"] for c in configs]),
@@ -179,6 +183,8 @@ def main() -> None:
     parser.add_argument("--epsilons", type=float, nargs="+", default=[0.1, 0.25, 0.5])
     parser.add_argument("--cache", default=str(RESULTS / "bench_minilm_ose_cache.json"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--partial", action="store_true",
+                        help="ose: compare on the configurations already in --cache only (complete: false)")
     args = parser.parse_args()
     import torch
 
@@ -187,7 +193,7 @@ def main() -> None:
     document = {"probe": probe, "random": random_subnets, "ose": ose}[args.what](args)
     document.update(machine=_machine(), total_wall_s=time.perf_counter() - started,
                     command=f"python tools/bench_minilm.py {' '.join(sys.argv[1:])}")
-    _write(args.what, document)
+    _write(args.what + ("_partial" if args.what == "ose" and args.partial else ""), document)
 
 
 if __name__ == "__main__":
