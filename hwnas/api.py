@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike
 
-__all__ = ["check_executor", "export", "get_supernet", "load_predictor", "measure", "predict",
+__all__ = ["check_executor", "export", "fetch", "get_supernet", "load_predictor", "measure", "predict",
            "prepare_search", "profile", "quickstart", "report", "run_search", "search", "spaces"]
 
 
@@ -45,6 +45,14 @@ def spaces(plugin: str | None = None) -> dict[str, SearchSpace]:
     from hwnas.supernets.registry import available_supernets
 
     return {name: net.space for name, net in available_supernets(plugin).items()}
+
+
+def fetch(name: str, say: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+    """Bring the files ``name`` needs (e.g. ``"minilm-mr"``: a checkpoint and a data set) into the
+    user cache with pip; idempotent, hash-checked. Returns what was fetched and what was there."""
+    from hwnas.supernets.assets import fetch as fetch_files
+
+    return fetch_files(name, say)
 
 
 def get_supernet(space: str, plugin: str | None = None) -> Supernet:

@@ -13,6 +13,7 @@ import sys
 import click
 
 from hwnas.commands.export import export
+from hwnas.commands.fetch import fetch
 from hwnas.commands.predict import measure, predict
 from hwnas.commands.profile import profile
 from hwnas.commands.quickstart import quickstart
@@ -21,7 +22,7 @@ from hwnas.commands.search import search
 from hwnas.commands.spaces import spaces
 from hwnas.errors import InputError
 
-COMMANDS = [spaces, profile, predict, measure, export, report, quickstart, search]
+COMMANDS = [spaces, fetch, profile, predict, measure, export, report, quickstart, search]
 
 
 @click.group()

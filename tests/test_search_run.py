@@ -287,7 +287,7 @@ def test_cli_bad_input_in_a_real_process(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "hwnas: error: unknown objective 'flops' (known: accuracy, latency, params, macs, loss)"]
+        "hwnas: error: unknown objective 'flops' (known: accuracy, latency, params, macs, loss, fidelity)"]
     assert proc.stdout == "" and not out.exists()
 
 

@@ -55,7 +55,8 @@ def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
 @click.option("--algo", required=True, metavar="{linas,nsga2,ose,random}", help="Search algorithm.")
 @click.option("--objectives", required=True, metavar="LIST",
               help="Comma-separated: accuracy, latency (one per --profile; latency:<label> picks one), params, "
-                   "macs, loss (OSE's brief-training error).")
+                   "macs, loss (OSE's brief-training error), fidelity (agreement with the full network, where the "
+                   "supernet defines it: minilm-mr).")
 @click.option("--evals", required=True, type=int, help="Budget: validated evaluations.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Run directory (created; an interrupted run there with the same settings resumes).")

@@ -79,16 +79,18 @@ def accuracy_source(supernet: Supernet, evaluator: Any = "auto", batch: int = 1)
 
 
 def onnx_predictions(session: ort.InferenceSession, split: Split, batch: int = 1) -> np.ndarray:
-    """Predicted class (argmax of the first output) of every example of ``split``, in order,
-    int64 [N]; ``batch`` examples per call."""
+    """Predicted class (argmax of the output named ``logits``, else of the first output) of every
+    example of ``split``, in order, int64 [N]; ``batch`` examples per call."""
     names = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    which = outputs.index("logits") if "logits" in outputs else 0
     out = []
     for start in range(0, len(split), batch):
         feeds = split.feeds(np.arange(start, min(start + batch, len(split))))
         missing = [n for n in names if n not in feeds]
         if missing:
             raise InputError(f"test split {split.name!r} has no model input {missing[0]!r}")
-        out.append(np.argmax(session.run(None, {n: feeds[n] for n in names})[0], axis=-1))
+        out.append(np.argmax(session.run(None, {n: feeds[n] for n in names})[which], axis=-1))
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 

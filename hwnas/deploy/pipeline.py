@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -113,6 +114,16 @@ def export_one(supernet: Supernet, config: Config, directory: Path, shape: Shape
     }
 
 
+def copy_deployment_files(supernet: Supernet, directory: Path) -> list[str]:
+    """Copy the supernet's :meth:`~hwnas.supernets.base.Supernet.deployment_files` (e.g. a
+    tokenizer) into ``directory``; their names, sorted."""
+    names = []
+    for name, source in sorted(supernet.deployment_files().items()):
+        shutil.copyfile(source, directory / name)
+        names.append(name)
+    return names
+
+
 def export_configs(
     supernet: Supernet,
     configs: Sequence[Config],
@@ -131,7 +142,8 @@ def export_configs(
     configs = [supernet.space.validate(c) for c in configs]
     with terminate_as_interrupt(), staged_output(out, EXPORT_KIND) as staging:
         models = [export_one(supernet, c, staging, shape) for c in configs]
-        manifest = {**_manifest_head(supernet), "models": models, **(extra or {})}
+        files = copy_deployment_files(supernet, staging)
+        manifest = {**_manifest_head(supernet), "models": models, "files": files, **(extra or {})}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -231,6 +243,7 @@ def deploy(
             "warnings": warnings,
             "wall_seconds": round(time.perf_counter() - started, 3),
             "models": models,
+            "files": copy_deployment_files(supernet, staging),
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -45,7 +45,7 @@ from hwnas.locking import exclusive, refuse_if_locked
 from hwnas.search.algorithms import Algorithm, make_algorithm
 from hwnas.search.archive import Archive, ProgressEvent
 from hwnas.search.executor import Executor
-from hwnas.search.objectives import ObjectiveFactory, parse_constraints
+from hwnas.search.objectives import EXPENSIVE, ObjectiveFactory, parse_constraints
 from hwnas.search.problem import Problem
 from hwnas.search.store import (
     SCHEMA,
@@ -222,7 +222,7 @@ def prepare(request: SearchRequest) -> Prepared:
     names = factory.expand(request.objectives)
     # Cheap objectives and constraints first: their errors need no evaluator (no checkpoint load).
     for name in names:
-        if name.partition(":")[0] not in ("accuracy", "loss"):
+        if name.partition(":")[0] not in EXPENSIVE:
             factory.objective(name)
     constraints = parse_constraints(list(request.constraints), factory)
     unused = factory.unused_profiles()

@@ -13,6 +13,9 @@ Objective names (``--objectives``):
 * ``params`` — parameters of the extracted sub-network, minimised (analytic, cached per config).
 * ``macs`` — multiply-accumulates of one inference at the supernet's default shape (or the
   profiles' shape when all profiles agree), minimised (analytic, cached per config).
+* ``fidelity`` — how faithfully a sub-network reproduces the full network (e.g. mean cosine of
+  sentence embeddings, at most 1), maximised, *expensive*: the supernet's
+  :meth:`~hwnas.supernets.base.Supernet.fidelity` hook (cached per configuration).
 * ``loss`` — OSE's brief-training error ê in nats, minimised, *expensive*: the minimum over the
   hyperparameter sets Θ of :func:`hwnas.evaluation.ose_proxy.brief_training_loss`.
 
@@ -38,7 +41,9 @@ from hwnas.predictors.profiles import ProfileRef, load_profiles
 from hwnas.search.genes import RowCache, configs_of
 from hwnas.supernets.base import Supernet
 
-OBJECTIVE_NAMES = ("accuracy", "latency", "params", "macs", "loss")
+OBJECTIVE_NAMES = ("accuracy", "latency", "params", "macs", "loss", "fidelity")
+#: The objectives a search must validate (they are never constrained).
+EXPENSIVE = ("accuracy", "loss", "fidelity")
 
 #: OSE's hyperparameter sets Θ for the ``loss`` objective when none are given: the contract's
 #: default setting and the same at twice the learning rate.
@@ -189,12 +194,20 @@ class ObjectiveFactory:
                 from hwnas.evaluation.accuracy import get_evaluator
 
                 evaluator = self.evaluator = get_evaluator(supernet)
+                supernet.task()  # the data it is scored on: missing data is refused before any work
 
             def accuracy(genes: np.ndarray) -> np.ndarray:
                 return np.asarray(evaluator.evaluate(configs_of(space, genes)), dtype=np.float64).reshape(-1)
 
             return Objective("accuracy", True, True, "fraction", accuracy, worst=0.0,
                              meta={"evaluator": str(getattr(evaluator, "description", type(evaluator).__name__))})
+        if base == "fidelity":
+            if type(supernet).fidelity is Supernet.fidelity:
+                supernet.fidelity([])  # raises the hook's InputError naming the space
+            supernet.task()  # missing data is refused before any work
+            cache = RowCache(space, lambda c: float(np.asarray(supernet.fidelity([c]), dtype=np.float64)[0]))
+            return Objective("fidelity", True, True, "cosine", cache, worst=-1.0,
+                             meta={"hook": f"{type(supernet).__name__}.fidelity"})
         if base == "loss":
             from hwnas.evaluation.ose_proxy import brief_training_loss
 
@@ -237,7 +250,7 @@ class ObjectiveFactory:
         base = name.partition(":")[0]
         if base not in OBJECTIVE_NAMES:
             raise InputError(f"constraint {expr!r}: unknown objective {name!r} (known: {', '.join(OBJECTIVE_NAMES)})")
-        if base in ("accuracy", "loss"):
+        if base in EXPENSIVE:
             raise InputError(f"constraint {expr!r}: {base} is expensive and cannot be constrained; "
                              "constrain latency, params or macs")
         try:

@@ -197,6 +197,17 @@ class Supernet(ABC):
         """
         raise InputError(f"supernet for space {self.name!r} has no accuracy evaluator")
 
+    def fidelity(self, configs: list[Config]) -> np.ndarray:
+        """How faithfully each configuration reproduces the full network's outputs (the ``fidelity``
+        objective), float64 [len(configs)], larger is better, at most 1 (e.g. the mean cosine
+        similarity of sentence embeddings to the full model's).
+
+        Raises:
+            InputError: the supernet has no reference to compare against (the default).
+        """
+        raise InputError(f"supernet for space {self.name!r} has no fidelity objective "
+                         "(it defines no fidelity(); the pretrained-checkpoint spaces do)")
+
     def test_evaluate(self, configs: list[Config]) -> np.ndarray | None:
         """Test-split accuracy in [0, 1], float64 [len(configs)], of a supernet implementing
         :meth:`evaluate`; None when it has no test split (the default)."""
@@ -231,6 +242,11 @@ class Supernet(ABC):
         return []
 
     # -- optional hooks: deployment ------------------------------------------------------------
+    def deployment_files(self) -> dict[str, Any]:
+        """Files copied beside exported models, by the name they get there (e.g. a tokenizer,
+        so that raw input → prediction works without hwnas). Default: none."""
+        return {}
+
     def parity_inputs(self, shape: Shape) -> Feeds:
         """Inputs on which an exported model must match :meth:`extract` (two samples at
         ``shape``). Override to exercise what a deployed model meets, e.g. padding."""

@@ -35,7 +35,8 @@ from hwnas.supernets.base import Supernet
 ENTRY_POINT_GROUP = "hwnas.supernets"
 
 #: The providers shipped with hwnas.
-BUILTIN_PROVIDERS = ("hwnas.supernets.bert:make_supernets", "hwnas.supernets.mbv3:make_supernets")
+BUILTIN_PROVIDERS = ("hwnas.supernets.bert:make_supernets", "hwnas.supernets.mbv3:make_supernets",
+                     "hwnas.supernets.minilm:make_supernets")
 
 #: The built-in default space (``hwnas quickstart``): trained weights ship with the package.
 DEFAULT_SPACE = "bert-mini"
