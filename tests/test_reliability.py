@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import killpoints as kp
+import numpy as np
 import pytest
 from search_synthetic import StandIn, SyntheticNet
 
@@ -67,12 +69,18 @@ def _count_rows(out):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """Rows of an uninterrupted search with the CLI's settings (in-process)."""
+def reference_run(tmp_path_factory):
+    """The run directory of an uninterrupted search with the CLI's settings (in-process)."""
     out = tmp_path_factory.mktemp("ref") / "run"
     search(SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
                          population=10, evaluator=StandIn(), supernet=SyntheticNet()))
-    return _strip(_rows(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    """Rows of an uninterrupted search with the CLI's settings."""
+    return _strip(_rows(reference_run))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +205,155 @@ def test_one_writer_per_export_and_sigterm_leaves_nothing(tmp_path, small_run, c
     code, lines = _second([*args[:-1], str(tmp_path / "ex2")], capsys)
     assert code == 130 and lines[-1] in ("hwnas: interrupted", "hwnas: aborted"), lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ex"]  # no staging, no lock, no ex2
+
+
+# ---------------------------------------------------------------------------------------------
+# Interruptions anywhere: SIGKILL at seeded points (tests/killpoints.py), then the same command
+# ---------------------------------------------------------------------------------------------
+DIGITS = "hwnas.examples.mlp_digits:make_supernets"
+
+
+def _listing(directory):
+    return sorted(p.name for p in Path(directory).iterdir())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_search_killed_at_seeded_points_ends_equal_to_an_uninterrupted_run(tmp_path, reference_run, seed):
+    """Four SIGKILLs in a row, each resumed by the next process: mid-append (a torn last line),
+    before the rename of an atomic write (a stale temporary file), right after an append, and
+    from outside once k more rows exist; then the same command to the end."""
+    rng = np.random.default_rng(seed)
+    work, log = tmp_path / "work", tmp_path / "log"
+    work.mkdir()
+    out = work / "run"
+    args = _search_args(out)[3:]
+    points = [kp.KillPoint("append", int(rng.integers(1, 8)), torn=True), kp.KillPoint("replace", int(rng.integers(2, 6))),
+              kp.KillPoint("append", int(rng.integers(1, 8))), None]
+    done = 0
+    for number, point in enumerate(points):
+        if point is None:  # from outside, keyed to the rows on disk, while evaluations take 20 ms each
+            target = done + int(rng.integers(1, 8))
+            outcome = kp.run(args, log, env={"HWNAS_SYNTH_DELAY": "0.02"}, kill_when=lambda: _count_rows(out) >= target)
+        else:
+            outcome = kp.run(args, log, point=point)
+        assert outcome.killed, (point, outcome.log)
+        if number == 1:  # the process after the torn append saw and dropped it
+            assert "dropped a torn last line" in outcome.log and "evaluations.jsonl" in outcome.log, outcome.log
+        assert _count_rows(out) >= done
+        done = _count_rows(out)
+        assert done < N
+    assert (out / "evaluations.jsonl").read_bytes().endswith(b"\n")  # the torn line is gone since
+    final = kp.run(args, log)
+    assert final.code == 0, final.log
+    assert "resuming the interrupted search" in final.log
+    assert _strip(_rows(out)) == _strip(_rows(reference_run))  # same rows, same order, no duplicates
+    for name in ("pareto.json", "hypervolume.csv"):
+        assert (out / name).read_bytes() == (reference_run / name).read_bytes(), name
+    header = json.loads((out / "run.json").read_text())
+    assert header["status"] == "complete" and header["evaluations"] == N
+    assert _listing(out) == ["evaluations.jsonl", "hypervolume.csv", "pareto.json", "run.json"]  # no .tmp
+    assert _listing(work) == ["run"]  # no lock file
+
+
+def _profile_items(path):
+    """Measured items of a profile file on disk (0 while it does not exist or is being replaced)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return 0
+    return len(doc["blocks"]) + len(doc["calibration"]) + len(doc["noise_floor"].get("blocks", {}))
+
+
+def test_a_profile_killed_at_seeded_points_ends_with_the_keys_of_an_uninterrupted_run(tmp_path):
+    """SIGKILL after the k-th saved item (blocks stage), before the rename of a save (a stale
+    temporary file), from outside once calibration entries exist, and in the noise-floor stage;
+    the rerun ends with exactly the items an uninterrupted profile measures, in its order."""
+    from hwnas.profiling.profiler import MeasurePolicy, Profiler
+    from hwnas.supernets.registry import get_supernet
+
+    expected = Profiler(get_supernet("mlp-digits", DIGITS), tmp_path / "fresh.json", threads=1,
+                        policy=MeasurePolicy.quick())
+    pending = expected.pending()  # what an uninterrupted profile measures, in order
+    total = sum(len(v) for v in pending.values())
+    n_blocks = len(pending["blocks"])
+    work, log = tmp_path / "work", tmp_path / "log"
+    work.mkdir()
+    out = work / "p.json"
+    args = ["profile", "--space", "mlp-digits", "--supernet", DIGITS, "--quick", "--threads", "1", "--out", str(out)]
+    rng = np.random.default_rng(16)
+    first = int(rng.integers(2, 8))
+    outcome = kp.run(args, log, point=kp.KillPoint("save", first))  # blocks stage
+    assert outcome.killed and _profile_items(out) == first, outcome.log
+    outcome = kp.run(args, log, point=kp.KillPoint("replace", int(rng.integers(1, 4))))  # a save cut before its rename
+    assert outcome.killed and any(p.name.endswith(".tmp") for p in work.iterdir()), outcome.log
+    target = n_blocks + int(rng.integers(1, 5))  # calibration stage, from outside
+    outcome = kp.run(args, log, kill_when=lambda: _profile_items(out) >= target)
+    assert outcome.killed and target <= _profile_items(out) < total, outcome.log
+    left = total - _profile_items(out)
+    outcome = kp.run(args, log, point=kp.KillPoint("save", left - 1))  # the last item is never saved
+    assert outcome.killed and _profile_items(out) == total - 1, outcome.log
+    final = kp.run(args, log)
+    assert final.code == 0, final.log
+
+    doc = json.loads(out.read_text())
+    space = expected.supernet.space
+    assert list(doc["blocks"]) == pending["blocks"]
+    assert [space.key(c["config"]) for c in doc["calibration"]] == [space.key(c) for c in pending["calibration"]]
+    assert list(doc["noise_floor"]["blocks"]) == pending["noise"]
+    assert doc["settings"] == expected.settings and doc["device"]["id"] == expected.device["id"]
+    assert doc["complete"] is True and doc["failures"] == {}
+    assert _listing(work) == ["p.json"]  # no temporary file, no lock file
+
+
+def _staged_files(parent):
+    return sum(len(list(p.iterdir())) for p in Path(parent).glob(".ex.partial-*"))
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A complete mlp-digits search (accuracy, params), made by a forked `hwnas search`."""
+    out = tmp_path_factory.mktemp("digits") / "run"
+    done = kp.run(["search", "--space", "mlp-digits", "--supernet", DIGITS, "--algo", "random", "--objectives",
+                   "accuracy,params", "--evals", "10", "--population", "10", "--out", str(out)], out.parent / "log")
+    assert done.code == 0, done.log
+    return out
+
+
+def test_an_int8_export_killed_at_seeded_points_ends_equal_to_an_uninterrupted_export(tmp_path, digits_run):
+    """SIGKILL from outside once the staging directory holds k files (k = 1: the FP32 model
+    being written; k = 2: it is done and its INT8 variant begun), and just before the staging directory is renamed
+    into place (everything written); every rerun starts over, and the last one writes what an
+    uninterrupted export writes."""
+    import hashlib
+
+    def args(out):
+        return ["export", "--run", str(digits_run), "--supernet", DIGITS, "--top", "1", "--int8", "--threads", "1",
+                "--out", str(out)]
+
+    log = tmp_path / "log"
+    (tmp_path / "ref").mkdir()
+    reference = kp.run(args(tmp_path / "ref" / "ex"), log)
+    assert reference.code == 0, reference.log
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "ex"
+    for files in (1, 2):  # the FP32 model being written; its INT8 variant begun
+        outcome = kp.run(args(out), log, kill_when=lambda: _staged_files(work) >= files)
+        assert outcome.killed and not out.exists(), outcome.log
+    outcome = kp.run(args(out), log, point=kp.KillPoint("replace", 1))  # all written, not yet renamed
+    assert outcome.killed and not out.exists() and _staged_files(work) == 3, outcome.log
+    final = kp.run(args(out), log)
+    assert final.code == 0, final.log
+
+    def result(directory):
+        manifest = json.loads((directory / "manifest.json").read_text())
+        models = [(m["file"], m["config"], m["run_index"], m["int8"]["file"]) for m in manifest["models"]]
+        digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.glob("*.onnx")}
+        return models, digests
+
+    assert result(out) == result(tmp_path / "ref" / "ex")  # same models, same ONNX bytes
+    assert _listing(out) == _listing(tmp_path / "ref" / "ex") and len(_listing(out)) == 3
+    assert _listing(work) == ["ex"]  # no staging directory, no lock file
 
 
 KIND = OutputKind("thing", "thing.json", "hwnas-thing/1")
