@@ -7,7 +7,8 @@ tests compute exactly by enumerating every configuration.
 
 Also a plug-in for ``hwnas search --supernet search_synthetic:make`` with ``tests`` on PYTHONPATH (its ``evaluate``
 makes it a space with accuracy); ``HWNAS_SYNTH_DELAY`` seconds of sleep per evaluated
-configuration let a test kill a search half-way.
+configuration let a test kill a search half-way, and :data:`TORCH_THREADS` records the torch
+threads each evaluation ran with.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import os
 import time
 
 import numpy as np
+import torch
 from torch import nn
 
 from hwnas.space import Config, Dimension, SearchSpace
 from hwnas.supernets.base import BuiltBlock, Supernet
 
+#: torch's intra-op threads at each ``SyntheticNet.evaluate`` call (a test of ``search --threads``).
+TORCH_THREADS: list[int] = []
 COST = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 600.0])
 GAIN = np.array([3.0, 1.0, 2.0, 0.5, 1.0, 0.2])
 SPACE = SearchSpace(
@@ -94,6 +98,7 @@ class SyntheticNet(Supernet):
 
     def evaluate(self, configs: list[Config]) -> np.ndarray:
         delay = float(os.environ.get("HWNAS_SYNTH_DELAY", "0"))
+        TORCH_THREADS.append(torch.get_num_threads())
         out = []
         for config in configs:
             if delay:

@@ -717,3 +717,37 @@ def test_a_bad_export_manifest_is_refused_by_report_naming_the_field(tmp_path):
             build_report(export)
         assert (export / "manifest.json").read_bytes() == before and sorted(p.name for p in export.iterdir()) == [
             "manifest.json"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource limits
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two logical cores to tell 2 threads from 1")
+def test_search_threads_sets_torch_threads_of_the_evaluations_and_is_recorded(tmp_path, capsys):
+    import search_synthetic
+    import torch
+
+    from hwnas.cli import main
+
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    search_synthetic.TORCH_THREADS.clear()
+    main([*_search_args(out)[3:], "--threads", "2"])
+    assert search_synthetic.TORCH_THREADS and set(search_synthetic.TORCH_THREADS) == {2}  # where it evaluates
+    assert json.loads((out / "run.json").read_text())["threads"] == 2
+    assert torch.get_num_threads() == 1  # restored for a library caller
+    capsys.readouterr()
+    main([*_search_args(out)[3:], "--threads", "1"])  # threads are not part of a run's identity
+    assert "complete: showing its results" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1000"])
+def test_search_threads_out_of_range_exits_2_before_any_file(tmp_path, capsys, value):
+    from hwnas.cli import main
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main([*_search_args(out)[3:], "--threads", value])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "--threads" in lines[-1] and value in lines[-1], lines
+    assert _listing(tmp_path) == []

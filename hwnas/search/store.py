@@ -435,7 +435,7 @@ class RunDirectory:
             existing = {**existing, "status": "running", "finished": None}
         # Keep what was recorded at the start; refresh what describes this process.
         merged = dict(existing)
-        for key in ("versions", "fingerprints", "host"):
+        for key in ("versions", "fingerprints", "host", "threads"):
             if key in header:
                 merged.setdefault("previous_" + key, existing.get(key))
                 merged[key] = header[key]
