@@ -751,3 +751,42 @@ def test_search_threads_out_of_range_exits_2_before_any_file(tmp_path, capsys, v
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(lines) == 1 and "--threads" in lines[-1] and value in lines[-1], lines
     assert _listing(tmp_path) == []
+
+
+def _first_loss_evaluation(monkeypatch, capfd, request):
+    """stderr of a loss search up to its first brief training (which is stopped there)."""
+    from hwnas.evaluation import ose_proxy
+
+    seen = []
+
+    def first(supernet, config, setting=None):
+        seen.append(capfd.readouterr().err)
+        raise KeyboardInterrupt("stopped at the first evaluation")
+
+    monkeypatch.setattr(ose_proxy, "brief_training_loss", first)
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        search(request)
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_a_costly_loss_search_warns_before_its_first_evaluation(tmp_path, monkeypatch, capfd, bert_nets):
+    net = bert_nets("bert-linas")
+    err = _first_loss_evaluation(monkeypatch, capfd, SearchRequest(
+        space="bert-linas", algo="random", objectives="loss,params", evals=10, population=10, out=tmp_path / "run",
+        supernet=net))
+    largest = net.space.canonical(net.space.from_genes(net.space.gene_upper_bounds, validate=False))
+    params = net.brief_training_params(largest)  # BERT-base with the task's embeddings: ~86 M
+    assert params > 50e6
+    warnings = [line for line in err.splitlines() if line.startswith("hwnas: warning: ")]
+    assert len(warnings) == 1, err
+    assert f"up to {params / 1e6:.0f} M parameters in space 'bert-linas'" in warnings[0]
+    assert f"about {params * 16 / 1e9:.1f} GB of memory" in warnings[0] and "1,280 training examples" in warnings[0]
+
+
+def test_a_cheap_loss_search_gives_no_cost_warning(tmp_path, monkeypatch, capfd, bert_nets):
+    err = _first_loss_evaluation(monkeypatch, capfd, SearchRequest(
+        space="bert-mini", algo="random", objectives="loss,params", evals=10, population=10, out=tmp_path / "run",
+        supernet=bert_nets("bert-mini")))
+    assert "warning" not in err

@@ -28,6 +28,7 @@ hypervolumes of different runs over the same objectives are comparable.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -350,6 +351,16 @@ def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None
         torch.set_num_threads(previous)
 
 
+def _warn_costs(problem: Problem) -> None:
+    """Say, before the first evaluation, what an objective that is costly to evaluate will cost
+    (``meta["cost_warning"]``, e.g. OSE's brief training of BERT-base-sized networks)."""
+    for objective in problem.objectives:
+        note = objective.meta.get("cost_warning")
+        if note:
+            sys.stderr.write(f"hwnas: warning: {note}\n")
+            sys.stderr.flush()
+
+
 def _execute_locked(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None,
                     executor: Executor | None) -> SearchResult:
     request = prepared.request
@@ -361,6 +372,8 @@ def _execute_locked(prepared: Prepared, progress: Callable[[ProgressEvent], None
         if run.header.get("status") == "complete":
             return _result(prepared, run, archive)
         archive.write_front()
+        if not archive.exhausted:
+            _warn_costs(prepared.problem)
         rng = np.random.default_rng(int(run.header["seed"]))
         stop_reason = drive(prepared.algorithm, prepared.problem, archive, rng)
         archive.write_front()
