@@ -88,6 +88,9 @@ def reference(reference_run):
 # ---------------------------------------------------------------------------------------------
 def _second(args, capsys):
     """Run ``hwnas`` ARGS in this process (a second writer beside a subprocess); (status, stderr lines)."""
+    import hwnas.deploy.pipeline  # noqa: F401  (imports are not what is timed)
+    import hwnas.profiling.profiler  # noqa: F401
+    import hwnas.search.driver  # noqa: F401
     from hwnas.cli import main
 
     capsys.readouterr()
@@ -477,18 +480,39 @@ def test_a_bad_profile_is_refused_by_predict_naming_file_and_field(tmp_path, cap
     assert path.read_bytes() == before
 
 
-def test_a_bad_profile_at_profile_out_is_refused_and_left_as_it_was(tmp_path, capsys):
+@pytest.mark.parametrize("where,value,field", [
+    (_corrupt_calibration, -0.5, "calibration[0].median_ms"),
+    (_corrupt_block, float("nan"), ".median_ms"),
+    (_corrupt_block, float("-inf"), ".median_ms"),
+    (_corrupt_block, 1e308, ".median_ms"),
+], ids=["cal-negative", "block-nan", "block-minus-inf", "block-1e308"])
+def test_a_bad_profile_at_profile_out_is_refused_and_left_as_it_was(tmp_path, capsys, where, value, field):
     from hwnas.cli import main
 
     doc = json.loads(PROFILE.read_text())
-    _corrupt_calibration(doc, -0.5)
+    where(doc, value)
+    doc["complete"] = False  # a profile to resume: it is never resumed, rewritten or marked complete
     path = tmp_path / "p.json"
     path.write_text(json.dumps(doc))
     before = path.read_bytes()
     with pytest.raises(SystemExit) as exit_:
         main(["profile", "--space", "bert-mini", "--quick", "--threads", "1", "--out", str(path)])
-    assert exit_.value.code == 2 and "calibration[0].median_ms" in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and field in lines[0] and str(path) in lines[0], lines
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+def test_a_search_refuses_a_bad_profile_before_any_file(tmp_path, bert_nets):
+    from hwnas.search.driver import prepare
+
+    doc = json.loads(PROFILE.read_text())
+    _corrupt_calibration(doc, -0.5)  # seen: a search front at -0.396 ms, exit 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=re.escape("calibration[0].median_ms")) as refused:
+        prepare(SearchRequest(space="bert-mini", algo="random", objectives="latency,params", evals=10, population=10,
+                              out=tmp_path / "run", profiles=[str(bad)], supernet=bert_nets("bert-mini")))
+    assert str(bad) in str(refused.value) and _listing(tmp_path) == ["bad.json"]
 
 
 @pytest.mark.parametrize("text,message", [
@@ -790,3 +814,81 @@ def test_a_cheap_loss_search_gives_no_cost_warning(tmp_path, monkeypatch, capfd,
         space="bert-mini", algo="random", objectives="loss,params", evals=10, population=10, out=tmp_path / "run",
         supernet=bert_nets("bert-mini")))
     assert "warning" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Found when the commands were tried as a hostile user would (issue 16), not covered above
+# ---------------------------------------------------------------------------------------------
+def test_export_run_never_imports_the_plugin_its_run_json_names(tmp_path, complete_run, monkeypatch, capsys):
+    import shutil
+
+    from hwnas.cli import main
+
+    run = tmp_path / "shared-run"
+    shutil.copytree(complete_run, run)
+    header = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**header, "plugin": "hostile_plugin:make"}))
+    ran = tmp_path / "it-ran"
+    (tmp_path / "hostile_plugin.py").write_text(
+        f"import pathlib\npathlib.Path({str(ran)!r}).write_text('imported')\ndef make():\n    raise SystemExit(0)\n")
+    monkeypatch.chdir(tmp_path)  # the module is importable from here and from sys.path
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--run", str(run), "--top", "1", "--out", str(tmp_path / "ex")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "--supernet hostile_plugin:make" in lines[0], lines
+    assert not ran.exists() and "hostile_plugin" not in sys.modules and not (tmp_path / "ex").exists()
+
+
+def test_an_export_into_a_mount_point_is_refused_before_any_work(tmp_path, small_run, capsys):
+    from hwnas.cli import main
+
+    mount = tmp_path / "mnt"
+    if not _tiny_tmpfs(mount):
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "--run", str(small_run), "--top", "1", "--threads", "1", "--out", str(mount)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(lines) == 1 and "is a mount point" in lines[0], lines
+        assert time.monotonic() - started < 10 and _listing(mount) == []  # refused before the work
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert _listing(tmp_path) == ["mnt"]
+
+
+def test_outputs_at_symlinks_land_where_the_links_point(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for out in (tmp_path / "link", tmp_path / "dangling"):
+        with staged_output(out, KIND) as staging:
+            (staging / "thing.json").write_text('{"schema": "hwnas-thing/1"}')
+        assert out.is_symlink() and _listing(out) == ["thing.json"]
+    assert _listing(tmp_path) == ["dangling", "link", "nowhere", "target"]  # no staging or lock left
+
+
+def test_a_report_never_replaces_a_folder_with_the_users_notes(tmp_path, complete_run):
+    from hwnas.report import build_report
+
+    folder = tmp_path / "mine"
+    (folder / "notes").mkdir(parents=True)
+    (folder / "notes" / "report.md").write_text("my notes\n")
+    (folder / "plot.png").write_bytes(b"\x89PNG mine")
+    with pytest.raises(InputError, match="not part of an hwnas report"):
+        build_report(complete_run, out=folder)
+    assert (folder / "notes" / "report.md").read_text() == "my notes\n" and _listing(folder) == ["notes", "plot.png"]
+    assert _listing(tmp_path) == ["mine"]
+
+
+def test_a_predictor_list_given_as_one_word_names_the_word(tmp_path, capsys):
+    from hwnas.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--supernet", "search_synthetic:make", "--space", "synth", "--algo", "linas", "--objectives",
+              "accuracy,params", "--evals", "60", "--out", str(tmp_path / "run"), "--setting", "predictors=foo"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and lines == ["hwnas: error: unknown predictor 'foo' (known: ridge, svr, gbt)"], lines
+    assert _listing(tmp_path) == []
