@@ -144,8 +144,7 @@ class BriefTrainingCost:
         return (f"the 'loss' objective trains {self.settings} fresh network(s) per evaluation, of up to "
                 f"{self.params / 1e6:.0f} M parameters in space {self.space!r}: about "
                 f"{self.memory_bytes / 1e9:.1f} GB of memory (weights, gradients, AdamW state; activations on top) "
-                f"and {self.examples:,} training examples per evaluation — expect minutes per evaluation on a CPU; "
-                "fewer or shorter brief-training settings cost less")
+                f"and {self.examples:,} training examples per evaluation: expect minutes per evaluation on a CPU")
 
 
 def brief_training_cost(supernet: Supernet, settings: Sequence[BriefTraining]) -> BriefTrainingCost | None:
