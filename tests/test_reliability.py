@@ -892,3 +892,28 @@ def test_a_predictor_list_given_as_one_word_names_the_word(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and lines == ["hwnas: error: unknown predictor 'foo' (known: ridge, svr, gbt)"], lines
     assert _listing(tmp_path) == []
+
+
+def test_binary_files_are_refused_naming_the_file(tmp_path, complete_run, capsys):
+    import shutil
+
+    from hwnas.cli import main
+
+    profile = tmp_path / "p.json"
+    profile.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(SystemExit) as exit_:  # was exit 1 with a UnicodeDecodeError
+        main(["predict", "--profile", str(profile), "--config", CONFIG])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and str(profile) in lines[0] and "not UTF-8" in lines[0], lines
+    run = tmp_path / "run"
+    shutil.copytree(complete_run, run)
+    (run / "hypervolume.csv").write_bytes(b"evaluations,hypervolume\n\xff\xfe\n")
+    with pytest.raises(SystemExit) as exit_:  # was exit 1 with a UnicodeDecodeError
+        main(["report", str(run), "--out", str(tmp_path / "report")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "hypervolume.csv" in lines[0], lines
+    rows = (run / "evaluations.jsonl").read_bytes().split(b"\n")
+    (run / "evaluations.jsonl").write_bytes(b"\n".join(rows[:3] + [b"\xff\xfe garbage"] + rows[4:]))
+    with pytest.raises(InputError, match="line 4 is not a JSON row"):
+        read_run(run)
+    assert _listing(tmp_path) == ["p.json", "run"]

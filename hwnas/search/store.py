@@ -363,7 +363,11 @@ def read_run(path: str | os.PathLike, *, space: str | None = None, require_compl
 
     hypervolume: list[tuple[int, float]] = []
     if (path / HYPERVOLUME).is_file():
-        for line in (path / HYPERVOLUME).read_text().splitlines()[1:]:
+        try:
+            text = (path / HYPERVOLUME).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {str(path / HYPERVOLUME)!r}: {_clip(str(exc), 120)}") from None
+        for line in text.splitlines()[1:]:
             parts = line.strip().split(",")
             try:
                 hypervolume.append((int(parts[0]), float(parts[1])))
