@@ -917,3 +917,17 @@ def test_binary_files_are_refused_naming_the_file(tmp_path, complete_run, capsys
     with pytest.raises(InputError, match="line 4 is not a JSON row"):
         read_run(run)
     assert _listing(tmp_path) == ["p.json", "run"]
+
+
+def test_a_report_is_not_broken_by_a_sibling_folders_corrupt_manifest(tmp_path, complete_run):
+    import shutil
+
+    from hwnas.report import build_report
+
+    run = tmp_path / "run"
+    shutil.copytree(complete_run, run)
+    for name, data in [("binary", b"\xff\xfe"), ("nested", b"[" * 100_000), ("huge", b"9" * 100_000)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_bytes(data)  # was exit 1 (UnicodeDecodeError)
+    summary = build_report(run, out=tmp_path / "report")
+    assert summary["export"] is None and (tmp_path / "report" / "report.json").is_file()
