@@ -39,8 +39,13 @@ def _search_args(out):
             "--seed", "3", "--out", str(out)]
 
 
-def _start(args, delay=0.0):
+def _start(args, delay=0.0, gate=None):
+    """Start ``args``; ``gate=(path, k)`` holds the synthetic search before its (k+1)-th evaluation
+    while ``path`` exists."""
     env = dict(ENV, HWNAS_SYNTH_DELAY=str(delay))
+    if gate is not None:
+        gate[0].touch()
+        env["HWNAS_SYNTH_GATE"] = f"{gate[0]}:{gate[1]}"
     return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -102,25 +107,26 @@ def _second(args, capsys):
 
 
 def test_a_second_search_on_the_same_out_exits_2_at_once_and_the_first_finishes(tmp_path, reference, capsys):
-    out = tmp_path / "run"
-    first = _start(_search_args(out), delay=0.1)
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    first = _start(_search_args(out), gate=(gate, 3))
     _wait(lambda: _count_rows(out) >= 3, first)
     code, lines = _second(_search_args(out)[3:], capsys)
     assert code == 2 and len(lines) == 1, lines
     assert str(out) in lines[0] and f"PID {first.pid}" in lines[0], lines
     assert first.poll() is None  # refused while the first was still writing
+    gate.unlink()
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     rows = _rows(out)
     assert [r["index"] for r in rows] == list(range(N)) and len({r["key"] for r in rows}) == N
     assert _strip(rows) == reference
     assert not lock_path(out).exists()  # a clean exit removes its lock file
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # (the gate file removed above)
 
 
 def test_a_lock_dies_with_its_process_and_readers_refuse_a_running_search(tmp_path, reference):
-    out = tmp_path / "run"
-    proc = _start(_search_args(out), delay=0.05)
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    proc = _start(_search_args(out), gate=(gate, 12))
     _wait(lambda: _count_rows(out) >= 12, proc)
     assert held_by(out) == str(proc.pid)
     with pytest.raises(InputError, match=rf"being written by a running search \(PID {proc.pid}\)"):
