@@ -183,15 +183,10 @@ def run(args: Sequence[str], log: Path, *, point: KillPoint | None = None, env: 
     return Outcome(child.exitcode, Path(log).read_text(errors="replace"))
 
 
-def warm() -> None:
-    """Start the fork server now (its imports take a few seconds, once)."""
-    _server()
-
-
 if os.environ.get(SERVER_ENV) == "1":  # imported by the fork server as it starts
     from hwnas.examples.mlp_digits import TrainSettings, trained_weights
 
     trained_weights(TrainSettings())
 
 
-__all__ = ["KillPoint", "Outcome", "run", "warm"]
+__all__ = ["KillPoint", "Outcome", "run"]
