@@ -2,10 +2,11 @@
 SIGKILL at chosen, deterministic points.
 
 Each command runs as ``hwnas.cli.main(args)`` in a fresh process forked from a *fork server*
-(:mod:`multiprocessing`'s ``forkserver``, which imported hwnas, torch and onnxruntime once and
-has run nothing): the same code path as ``python -m hwnas.cli ARGS`` without paying the 3–4 s
-of imports per process. The server never ran a torch or ONNX Runtime operation, so its
-children start clean (no thread pools to inherit).
+(:mod:`multiprocessing`'s ``forkserver``, which imported hwnas, torch and onnxruntime once):
+the same code path as ``python -m hwnas.cli ARGS`` without paying the 3–4 s of imports per
+process. The server's only work is training the example plug-in's shared weights, on one torch
+thread (as ``mlp_digits`` always does), so no intra-op thread pool exists to be lost by a fork
+and the children do not spend seconds training them again; it never runs ONNX Runtime.
 
 A kill point is keyed to the command's own progress, never to wall-clock time, so it lands at
 the same place on a loaded machine:
