@@ -129,7 +129,8 @@ def measure(space: str, config: Config | str, *, ep: str = "cpu", threads: int |
 def prepare_search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int, out: PathLike,
                    profiles: Sequence[PathLike] = (), constraints: Sequence[str] = (), seed: int = 0,
                    population: int | None = None, settings: Mapping[str, Any] | None = None,
-                   plugin: str | None = None, supernet: Supernet | None = None, evaluator: Any = None) -> Prepared:
+                   plugin: str | None = None, supernet: Supernet | None = None, evaluator: Any = None,
+                   threads: int | None = None) -> Prepared:
     """Check a search request without writing a file (arguments as :func:`search`).
 
     Returns:
@@ -141,7 +142,7 @@ def prepare_search(space: str, *, algo: str, objectives: Sequence[str] | str, ev
     return prepare(SearchRequest(space=space, algo=algo, objectives=objectives, evals=evals, out=Path(out),
                                  plugin=plugin, profiles=[str(p) for p in profiles], constraints=list(constraints),
                                  seed=seed, population=population, settings=dict(settings or {}),
-                                 evaluator=evaluator, supernet=supernet))
+                                 evaluator=evaluator, supernet=supernet, threads=threads))
 
 
 def check_executor(executor: str, ray_address: str | None = None) -> None:
@@ -188,7 +189,7 @@ def search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int
            population: int | None = None, settings: Mapping[str, Any] | None = None,
            plugin: str | None = None, supernet: Supernet | None = None, evaluator: Any = None,
            progress: Callable[[ProgressEvent], None] | None = None, executor: str = "local",
-           ray_address: str | None = None) -> SearchResult:
+           ray_address: str | None = None, threads: int | None = None) -> SearchResult:
     """Search ``space`` for the Pareto front of ``objectives`` into the run directory ``out``
     (an interrupted run there with the same settings resumes): :func:`prepare_search`, then
     :func:`run_search`.
@@ -200,13 +201,16 @@ def search(space: str, *, algo: str, objectives: Sequence[str] | str, evals: int
         constraints: e.g. ``["latency<=5"]`` over cheap objectives.
         settings: algorithm settings, e.g. ``{"inner_evals": 5000}``.
         executor: ``"local"`` or ``"ray"`` (see :func:`run_search`).
+        threads: torch intra-op threads of this process while the search runs (1 to the
+            logical cores; recorded in run.json as ``threads``); None leaves torch's setting.
+            Ray workers use one thread each.
     Returns:
         the result: status, front (validated, non-dominated), hypervolume, algorithm summary.
     """
     check_executor(executor, ray_address)
     prepared = prepare_search(space, algo=algo, objectives=objectives, evals=evals, out=out, profiles=profiles,
                               constraints=constraints, seed=seed, population=population, settings=settings,
-                              plugin=plugin, supernet=supernet, evaluator=evaluator)
+                              plugin=plugin, supernet=supernet, evaluator=evaluator, threads=threads)
     return run_search(prepared, progress=progress, executor=executor, ray_address=ray_address)
 
 

@@ -4,6 +4,7 @@ and the reports."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +39,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``path`` (``.NAME.XXXXXXXX.tmp``) that
+    :func:`atomic_write_text` leaves when its process is killed (``kill -9``, power loss) between
+    writing the temporary file and renaming it. Call only while holding the output's lock
+    (:func:`hwnas.locking.exclusive`): then no live process is writing any of them.
+
+    Returns:
+        the files removed.
+    """
+    path = Path(path)
+    parent = path.resolve().parent
+    # tempfile.mkstemp's names: the prefix, 8 characters of [a-z0-9_], the suffix
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    removed = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if pattern.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            try:
+                entry.unlink()
+            except OSError:
+                continue
+            removed.append(entry)
+    return removed
 
 
 def now_iso() -> str:

@@ -128,6 +128,15 @@ def check_out_dir(out: str | os.PathLike, kind: OutputKind, *, reuse: bool = Tru
     return marker
 
 
+def refuse_mount_point(out: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse ``out`` when it is a mount point: an output written whole (export, report) is
+    renamed into place, which a mount point can never be (checked before any work)."""
+    real = Path(out).resolve()
+    if real.is_dir() and os.path.ismount(real):
+        raise InputError(f"{option} {str(out)!r} is a mount point, which hwnas cannot replace with its output; "
+                         "choose a new directory inside it")
+
+
 @contextmanager
 def staged_output(out: str | os.PathLike, kind: OutputKind, *, replace: bool = False,
                   option: str = "--out") -> Iterator[Path]:
@@ -142,6 +151,7 @@ def staged_output(out: str | os.PathLike, kind: OutputKind, *, replace: bool = F
     from hwnas.locking import exclusive, remove_stale_staging
 
     check_out_dir(out, kind, reuse=replace, option=option)
+    refuse_mount_point(out, option)
     real = Path(out).resolve()
     with exclusive(out, option):
         remove_stale_staging(out)  # left by a killed writer: we hold the lock, nobody writes them

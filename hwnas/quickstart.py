@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas.errors import InputError
-from hwnas.fileio import atomic_write_text, now_iso
+from hwnas.fileio import atomic_write_text, now_iso, remove_stale_temporaries
 from hwnas.interrupts import terminate_as_interrupt
 from hwnas.locking import exclusive
 from hwnas.outdir import OutputKind, check_out_dir
@@ -165,6 +165,7 @@ def _run_locked(out: Path, *, space: str, evals: int, top: int, int8: bool, thre
     from hwnas.supernets.registry import get_supernet
 
     existing = check_quickstart_dir(out, settings)  # again, under the lock
+    remove_stale_temporaries(out / MARKER)  # left by a quickstart killed mid-save
     supernet = get_supernet(space)
     evaluator = get_evaluator(supernet)  # InputError (exit 2) when the space has no trained weights
     torch.set_num_threads(threads)

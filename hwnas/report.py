@@ -135,7 +135,7 @@ def find_export_of(run_dir: Path) -> Path | None:
     for manifest in run_dir.resolve().parent.glob("*/manifest.json"):
         try:
             data = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):  # someone else's file: binary, nested, not JSON
             continue
         if isinstance(data, dict) and (data.get("source") or {}).get("run") == target:
             found.append((manifest.stat().st_mtime, manifest.parent))

@@ -7,7 +7,10 @@ tests compute exactly by enumerating every configuration.
 
 Also a plug-in for ``hwnas search --supernet search_synthetic:make`` with ``tests`` on PYTHONPATH (its ``evaluate``
 makes it a space with accuracy); ``HWNAS_SYNTH_DELAY`` seconds of sleep per evaluated
-configuration let a test kill a search half-way.
+configuration let a test kill a search half-way, ``HWNAS_SYNTH_GATE=PATH:K`` holds it before its
+(K+1)-th evaluation for as long as the file PATH exists (a search kept running at a known point,
+whatever the machine's load), and :data:`TORCH_THREADS` records the torch
+threads each evaluation ran with.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import os
 import time
 
 import numpy as np
+import torch
 from torch import nn
 
 from hwnas.space import Config, Dimension, SearchSpace
 from hwnas.supernets.base import BuiltBlock, Supernet
 
+#: torch's intra-op threads at each ``SyntheticNet.evaluate`` call (a test of ``search --threads``).
+TORCH_THREADS: list[int] = []
 COST = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 600.0])
 GAIN = np.array([3.0, 1.0, 2.0, 0.5, 1.0, 0.2])
 SPACE = SearchSpace(
@@ -94,10 +100,14 @@ class SyntheticNet(Supernet):
 
     def evaluate(self, configs: list[Config]) -> np.ndarray:
         delay = float(os.environ.get("HWNAS_SYNTH_DELAY", "0"))
+        TORCH_THREADS.append(torch.get_num_threads())
         out = []
+        gate, _, after = os.environ.get("HWNAS_SYNTH_GATE", "").partition(":")
         for config in configs:
             if delay:
                 time.sleep(delay)
+            while gate and self.evaluated >= int(after) and os.path.exists(gate):
+                time.sleep(0.01)  # held at a known point until the test removes the gate file
             self.evaluated += 1
             out.append(float(accuracy_of(values(config)[None, :])[0]))
         return np.array(out)

@@ -107,3 +107,12 @@ def test_checkpoint_for_another_space_is_rejected(bert_nets):
     with pytest.raises(InputError, match="does not fit space 'bert-mini'"):
         mini.load_state_dict(linas_state)
     assert np.isfinite(mini.count_params({"D": 1, "A": [1], "I": [128]}))
+
+
+@pytest.mark.parametrize("space", ["bert-mini", "bert-linas"])
+def test_brief_training_params_counts_the_network_that_is_trained(bert_nets, space):
+    net = bert_nets(space)
+    smallest = net.space.canonical(net.space.from_genes(np.zeros(net.space.n_genes, dtype=np.int64), validate=False))
+    for config in [smallest, *net.space.sample(1, seed=1)]:
+        built = net.brief_training_network(config, 0)
+        assert net.brief_training_params(config) == sum(p.numel() for p in built.parameters())

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import killpoints as kp
+import numpy as np
 import pytest
 from search_synthetic import StandIn, SyntheticNet
 
@@ -37,8 +39,13 @@ def _search_args(out):
             "--seed", "3", "--out", str(out)]
 
 
-def _start(args, delay=0.0):
+def _start(args, delay=0.0, gate=None):
+    """Start ``args``; ``gate=(path, k)`` holds the synthetic search before its (k+1)-th evaluation
+    while ``path`` exists."""
     env = dict(ENV, HWNAS_SYNTH_DELAY=str(delay))
+    if gate is not None:
+        gate[0].touch()
+        env["HWNAS_SYNTH_GATE"] = f"{gate[0]}:{gate[1]}"
     return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -67,12 +74,18 @@ def _count_rows(out):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """Rows of an uninterrupted search with the CLI's settings (in-process)."""
+def reference_run(tmp_path_factory):
+    """The run directory of an uninterrupted search with the CLI's settings (in-process)."""
     out = tmp_path_factory.mktemp("ref") / "run"
     search(SearchRequest(space="synth", algo="nsga2", objectives="accuracy,params", evals=N, out=out, seed=3,
                          population=10, evaluator=StandIn(), supernet=SyntheticNet()))
-    return _strip(_rows(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    """Rows of an uninterrupted search with the CLI's settings."""
+    return _strip(_rows(reference_run))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,6 +93,9 @@ def reference(tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 def _second(args, capsys):
     """Run ``hwnas`` ARGS in this process (a second writer beside a subprocess); (status, stderr lines)."""
+    import hwnas.deploy.pipeline  # noqa: F401  (imports are not what is timed)
+    import hwnas.profiling.profiler  # noqa: F401
+    import hwnas.search.driver  # noqa: F401
     from hwnas.cli import main
 
     capsys.readouterr()
@@ -91,25 +107,26 @@ def _second(args, capsys):
 
 
 def test_a_second_search_on_the_same_out_exits_2_at_once_and_the_first_finishes(tmp_path, reference, capsys):
-    out = tmp_path / "run"
-    first = _start(_search_args(out), delay=0.1)
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    first = _start(_search_args(out), gate=(gate, 3))
     _wait(lambda: _count_rows(out) >= 3, first)
     code, lines = _second(_search_args(out)[3:], capsys)
     assert code == 2 and len(lines) == 1, lines
     assert str(out) in lines[0] and f"PID {first.pid}" in lines[0], lines
     assert first.poll() is None  # refused while the first was still writing
+    gate.unlink()
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     rows = _rows(out)
     assert [r["index"] for r in rows] == list(range(N)) and len({r["key"] for r in rows}) == N
     assert _strip(rows) == reference
     assert not lock_path(out).exists()  # a clean exit removes its lock file
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # (the gate file removed above)
 
 
 def test_a_lock_dies_with_its_process_and_readers_refuse_a_running_search(tmp_path, reference):
-    out = tmp_path / "run"
-    proc = _start(_search_args(out), delay=0.05)
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    proc = _start(_search_args(out), gate=(gate, 12))
     _wait(lambda: _count_rows(out) >= 12, proc)
     assert held_by(out) == str(proc.pid)
     with pytest.raises(InputError, match=rf"being written by a running search \(PID {proc.pid}\)"):
@@ -198,6 +215,155 @@ def test_one_writer_per_export_and_sigterm_leaves_nothing(tmp_path, small_run, c
     code, lines = _second([*args[:-1], str(tmp_path / "ex2")], capsys)
     assert code == 130 and lines[-1] in ("hwnas: interrupted", "hwnas: aborted"), lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ex"]  # no staging, no lock, no ex2
+
+
+# ---------------------------------------------------------------------------------------------
+# Interruptions anywhere: SIGKILL at seeded points (tests/killpoints.py), then the same command
+# ---------------------------------------------------------------------------------------------
+DIGITS = "hwnas.examples.mlp_digits:make_supernets"
+
+
+def _listing(directory):
+    return sorted(p.name for p in Path(directory).iterdir())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_search_killed_at_seeded_points_ends_equal_to_an_uninterrupted_run(tmp_path, reference_run, seed):
+    """Four SIGKILLs in a row, each resumed by the next process: mid-append (a torn last line),
+    before the rename of an atomic write (a stale temporary file), right after an append, and
+    from outside once k more rows exist; then the same command to the end."""
+    rng = np.random.default_rng(seed)
+    work, log = tmp_path / "work", tmp_path / "log"
+    work.mkdir()
+    out = work / "run"
+    args = _search_args(out)[3:]
+    points = [kp.KillPoint("append", int(rng.integers(1, 8)), torn=True), kp.KillPoint("replace", int(rng.integers(2, 6))),
+              kp.KillPoint("append", int(rng.integers(1, 8))), None]
+    done = 0
+    for number, point in enumerate(points):
+        if point is None:  # from outside, keyed to the rows on disk, while evaluations take 20 ms each
+            target = done + int(rng.integers(1, 8))
+            outcome = kp.run(args, log, env={"HWNAS_SYNTH_DELAY": "0.02"}, kill_when=lambda: _count_rows(out) >= target)
+        else:
+            outcome = kp.run(args, log, point=point)
+        assert outcome.killed, (point, outcome.log)
+        if number == 1:  # the process after the torn append saw and dropped it
+            assert "dropped a torn last line" in outcome.log and "evaluations.jsonl" in outcome.log, outcome.log
+        assert _count_rows(out) >= done
+        done = _count_rows(out)
+        assert done < N
+    assert (out / "evaluations.jsonl").read_bytes().endswith(b"\n")  # the torn line is gone since
+    final = kp.run(args, log)
+    assert final.code == 0, final.log
+    assert "resuming the interrupted search" in final.log
+    assert _strip(_rows(out)) == _strip(_rows(reference_run))  # same rows, same order, no duplicates
+    for name in ("pareto.json", "hypervolume.csv"):
+        assert (out / name).read_bytes() == (reference_run / name).read_bytes(), name
+    header = json.loads((out / "run.json").read_text())
+    assert header["status"] == "complete" and header["evaluations"] == N
+    assert _listing(out) == ["evaluations.jsonl", "hypervolume.csv", "pareto.json", "run.json"]  # no .tmp
+    assert _listing(work) == ["run"]  # no lock file
+
+
+def _profile_items(path):
+    """Measured items of a profile file on disk (0 while it does not exist or is being replaced)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return 0
+    return len(doc["blocks"]) + len(doc["calibration"]) + len(doc["noise_floor"].get("blocks", {}))
+
+
+def test_a_profile_killed_at_seeded_points_ends_with_the_keys_of_an_uninterrupted_run(tmp_path):
+    """SIGKILL after the k-th saved item (blocks stage), before the rename of a save (a stale
+    temporary file), from outside once calibration entries exist, and in the noise-floor stage;
+    the rerun ends with exactly the items an uninterrupted profile measures, in its order."""
+    from hwnas.profiling.profiler import MeasurePolicy, Profiler
+    from hwnas.supernets.registry import get_supernet
+
+    expected = Profiler(get_supernet("mlp-digits", DIGITS), tmp_path / "fresh.json", threads=1,
+                        policy=MeasurePolicy.quick())
+    pending = expected.pending()  # what an uninterrupted profile measures, in order
+    total = sum(len(v) for v in pending.values())
+    n_blocks = len(pending["blocks"])
+    work, log = tmp_path / "work", tmp_path / "log"
+    work.mkdir()
+    out = work / "p.json"
+    args = ["profile", "--space", "mlp-digits", "--supernet", DIGITS, "--quick", "--threads", "1", "--out", str(out)]
+    rng = np.random.default_rng(16)
+    first = int(rng.integers(2, 8))
+    outcome = kp.run(args, log, point=kp.KillPoint("save", first))  # blocks stage
+    assert outcome.killed and _profile_items(out) == first, outcome.log
+    outcome = kp.run(args, log, point=kp.KillPoint("replace", int(rng.integers(1, 4))))  # a save cut before its rename
+    assert outcome.killed and any(p.name.endswith(".tmp") for p in work.iterdir()), outcome.log
+    target = n_blocks + int(rng.integers(1, 5))  # calibration stage, from outside
+    outcome = kp.run(args, log, kill_when=lambda: _profile_items(out) >= target)
+    assert outcome.killed and target <= _profile_items(out) < total, outcome.log
+    left = total - _profile_items(out)
+    outcome = kp.run(args, log, point=kp.KillPoint("save", left - 1))  # the last item is never saved
+    assert outcome.killed and _profile_items(out) == total - 1, outcome.log
+    final = kp.run(args, log)
+    assert final.code == 0, final.log
+
+    doc = json.loads(out.read_text())
+    space = expected.supernet.space
+    assert list(doc["blocks"]) == pending["blocks"]
+    assert [space.key(c["config"]) for c in doc["calibration"]] == [space.key(c) for c in pending["calibration"]]
+    assert list(doc["noise_floor"]["blocks"]) == pending["noise"]
+    assert doc["settings"] == expected.settings and doc["device"]["id"] == expected.device["id"]
+    assert doc["complete"] is True and doc["failures"] == {}
+    assert _listing(work) == ["p.json"]  # no temporary file, no lock file
+
+
+def _staged_files(parent):
+    return sum(len(list(p.iterdir())) for p in Path(parent).glob(".ex.partial-*"))
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A complete mlp-digits search (accuracy, params), made by a forked `hwnas search`."""
+    out = tmp_path_factory.mktemp("digits") / "run"
+    done = kp.run(["search", "--space", "mlp-digits", "--supernet", DIGITS, "--algo", "random", "--objectives",
+                   "accuracy,params", "--evals", "10", "--population", "10", "--out", str(out)], out.parent / "log")
+    assert done.code == 0, done.log
+    return out
+
+
+def test_an_int8_export_killed_at_seeded_points_ends_equal_to_an_uninterrupted_export(tmp_path, digits_run):
+    """SIGKILL from outside once the staging directory holds k files (k = 1: the FP32 model
+    being written; k = 2: it is done and its INT8 variant begun), and just before the staging directory is renamed
+    into place (everything written); every rerun starts over, and the last one writes what an
+    uninterrupted export writes."""
+    import hashlib
+
+    def args(out):
+        return ["export", "--run", str(digits_run), "--supernet", DIGITS, "--top", "1", "--int8", "--threads", "1",
+                "--out", str(out)]
+
+    log = tmp_path / "log"
+    (tmp_path / "ref").mkdir()
+    reference = kp.run(args(tmp_path / "ref" / "ex"), log)
+    assert reference.code == 0, reference.log
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "ex"
+    for files in (1, 2):  # the FP32 model being written; its INT8 variant begun
+        outcome = kp.run(args(out), log, kill_when=lambda: _staged_files(work) >= files)
+        assert outcome.killed and not out.exists(), outcome.log
+    outcome = kp.run(args(out), log, point=kp.KillPoint("replace", 1))  # all written, not yet renamed
+    assert outcome.killed and not out.exists() and _staged_files(work) == 3, outcome.log
+    final = kp.run(args(out), log)
+    assert final.code == 0, final.log
+
+    def result(directory):
+        manifest = json.loads((directory / "manifest.json").read_text())
+        models = [(m["file"], m["config"], m["run_index"], m["int8"]["file"]) for m in manifest["models"]]
+        digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.glob("*.onnx")}
+        return models, digests
+
+    assert result(out) == result(tmp_path / "ref" / "ex")  # same models, same ONNX bytes
+    assert _listing(out) == _listing(tmp_path / "ref" / "ex") and len(_listing(out)) == 3
+    assert _listing(work) == ["ex"]  # no staging directory, no lock file
 
 
 KIND = OutputKind("thing", "thing.json", "hwnas-thing/1")
@@ -321,18 +487,39 @@ def test_a_bad_profile_is_refused_by_predict_naming_file_and_field(tmp_path, cap
     assert path.read_bytes() == before
 
 
-def test_a_bad_profile_at_profile_out_is_refused_and_left_as_it_was(tmp_path, capsys):
+@pytest.mark.parametrize("where,value,field", [
+    (_corrupt_calibration, -0.5, "calibration[0].median_ms"),
+    (_corrupt_block, float("nan"), ".median_ms"),
+    (_corrupt_block, float("-inf"), ".median_ms"),
+    (_corrupt_block, 1e308, ".median_ms"),
+], ids=["cal-negative", "block-nan", "block-minus-inf", "block-1e308"])
+def test_a_bad_profile_at_profile_out_is_refused_and_left_as_it_was(tmp_path, capsys, where, value, field):
     from hwnas.cli import main
 
     doc = json.loads(PROFILE.read_text())
-    _corrupt_calibration(doc, -0.5)
+    where(doc, value)
+    doc["complete"] = False  # a profile to resume: it is never resumed, rewritten or marked complete
     path = tmp_path / "p.json"
     path.write_text(json.dumps(doc))
     before = path.read_bytes()
     with pytest.raises(SystemExit) as exit_:
         main(["profile", "--space", "bert-mini", "--quick", "--threads", "1", "--out", str(path)])
-    assert exit_.value.code == 2 and "calibration[0].median_ms" in capsys.readouterr().err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and field in lines[0] and str(path) in lines[0], lines
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+def test_a_search_refuses_a_bad_profile_before_any_file(tmp_path, bert_nets):
+    from hwnas.search.driver import prepare
+
+    doc = json.loads(PROFILE.read_text())
+    _corrupt_calibration(doc, -0.5)  # seen: a search front at -0.396 ms, exit 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=re.escape("calibration[0].median_ms")) as refused:
+        prepare(SearchRequest(space="bert-mini", algo="random", objectives="latency,params", evals=10, population=10,
+                              out=tmp_path / "run", profiles=[str(bad)], supernet=bert_nets("bert-mini")))
+    assert str(bad) in str(refused.value) and _listing(tmp_path) == ["bad.json"]
 
 
 @pytest.mark.parametrize("text,message", [
@@ -561,3 +748,193 @@ def test_a_bad_export_manifest_is_refused_by_report_naming_the_field(tmp_path):
             build_report(export)
         assert (export / "manifest.json").read_bytes() == before and sorted(p.name for p in export.iterdir()) == [
             "manifest.json"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource limits
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two logical cores to tell 2 threads from 1")
+def test_search_threads_sets_torch_threads_of_the_evaluations_and_is_recorded(tmp_path, capsys):
+    import search_synthetic
+    import torch
+
+    from hwnas.cli import main
+
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    search_synthetic.TORCH_THREADS.clear()
+    main([*_search_args(out)[3:], "--threads", "2"])
+    assert search_synthetic.TORCH_THREADS and set(search_synthetic.TORCH_THREADS) == {2}  # where it evaluates
+    assert json.loads((out / "run.json").read_text())["threads"] == 2
+    assert torch.get_num_threads() == 1  # restored for a library caller
+    capsys.readouterr()
+    main([*_search_args(out)[3:], "--threads", "1"])  # threads are not part of a run's identity
+    assert "complete: showing its results" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1000"])
+def test_search_threads_out_of_range_exits_2_before_any_file(tmp_path, capsys, value):
+    from hwnas.cli import main
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main([*_search_args(out)[3:], "--threads", value])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "--threads" in lines[-1] and value in lines[-1], lines
+    assert _listing(tmp_path) == []
+
+
+def _first_loss_evaluation(monkeypatch, capfd, request):
+    """stderr of a loss search up to its first brief training (which is stopped there)."""
+    from hwnas.evaluation import ose_proxy
+
+    seen = []
+
+    def first(supernet, config, setting=None):
+        seen.append(capfd.readouterr().err)
+        raise KeyboardInterrupt("stopped at the first evaluation")
+
+    monkeypatch.setattr(ose_proxy, "brief_training_loss", first)
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        search(request)
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_a_costly_loss_search_warns_before_its_first_evaluation(tmp_path, monkeypatch, capfd, bert_nets):
+    net = bert_nets("bert-linas")
+    err = _first_loss_evaluation(monkeypatch, capfd, SearchRequest(
+        space="bert-linas", algo="random", objectives="loss,params", evals=10, population=10, out=tmp_path / "run",
+        supernet=net))
+    largest = net.space.canonical(net.space.from_genes(net.space.gene_upper_bounds, validate=False))
+    params = net.brief_training_params(largest)  # BERT-base with the task's embeddings: ~86 M
+    assert params > 50e6
+    warnings = [line for line in err.splitlines() if line.startswith("hwnas: warning: ")]
+    assert len(warnings) == 1, err
+    assert f"up to {params / 1e6:.0f} M parameters in space 'bert-linas'" in warnings[0]
+    assert f"about {params * 16 / 1e9:.1f} GB of memory" in warnings[0] and "1,280 training examples" in warnings[0]
+
+
+def test_a_cheap_loss_search_gives_no_cost_warning(tmp_path, monkeypatch, capfd, bert_nets):
+    err = _first_loss_evaluation(monkeypatch, capfd, SearchRequest(
+        space="bert-mini", algo="random", objectives="loss,params", evals=10, population=10, out=tmp_path / "run",
+        supernet=bert_nets("bert-mini")))
+    assert "warning" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Found when the commands were tried as a hostile user would (issue 16), not covered above
+# ---------------------------------------------------------------------------------------------
+def test_export_run_never_imports_the_plugin_its_run_json_names(tmp_path, complete_run, monkeypatch, capsys):
+    import shutil
+
+    from hwnas.cli import main
+
+    run = tmp_path / "shared-run"
+    shutil.copytree(complete_run, run)
+    header = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**header, "plugin": "hostile_plugin:make"}))
+    ran = tmp_path / "it-ran"
+    (tmp_path / "hostile_plugin.py").write_text(
+        f"import pathlib\npathlib.Path({str(ran)!r}).write_text('imported')\ndef make():\n    raise SystemExit(0)\n")
+    monkeypatch.chdir(tmp_path)  # the module is importable from here and from sys.path
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--run", str(run), "--top", "1", "--out", str(tmp_path / "ex")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "--supernet hostile_plugin:make" in lines[0], lines
+    assert not ran.exists() and "hostile_plugin" not in sys.modules and not (tmp_path / "ex").exists()
+
+
+def test_an_export_into_a_mount_point_is_refused_before_any_work(tmp_path, small_run, capsys):
+    from hwnas.cli import main
+
+    mount = tmp_path / "mnt"
+    if not _tiny_tmpfs(mount):
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "--run", str(small_run), "--top", "1", "--threads", "1", "--out", str(mount)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(lines) == 1 and "is a mount point" in lines[0], lines
+        assert time.monotonic() - started < 10 and _listing(mount) == []  # refused before the work
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert _listing(tmp_path) == ["mnt"]
+
+
+def test_outputs_at_symlinks_land_where_the_links_point(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for out in (tmp_path / "link", tmp_path / "dangling"):
+        with staged_output(out, KIND) as staging:
+            (staging / "thing.json").write_text('{"schema": "hwnas-thing/1"}')
+        assert out.is_symlink() and _listing(out) == ["thing.json"]
+    assert _listing(tmp_path) == ["dangling", "link", "nowhere", "target"]  # no staging or lock left
+
+
+def test_a_report_never_replaces_a_folder_with_the_users_notes(tmp_path, complete_run):
+    from hwnas.report import build_report
+
+    folder = tmp_path / "mine"
+    (folder / "notes").mkdir(parents=True)
+    (folder / "notes" / "report.md").write_text("my notes\n")
+    (folder / "plot.png").write_bytes(b"\x89PNG mine")
+    with pytest.raises(InputError, match="not part of an hwnas report"):
+        build_report(complete_run, out=folder)
+    assert (folder / "notes" / "report.md").read_text() == "my notes\n" and _listing(folder) == ["notes", "plot.png"]
+    assert _listing(tmp_path) == ["mine"]
+
+
+def test_a_predictor_list_given_as_one_word_names_the_word(tmp_path, capsys):
+    from hwnas.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--supernet", "search_synthetic:make", "--space", "synth", "--algo", "linas", "--objectives",
+              "accuracy,params", "--evals", "60", "--out", str(tmp_path / "run"), "--setting", "predictors=foo"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and lines == ["hwnas: error: unknown predictor 'foo' (known: ridge, svr, gbt)"], lines
+    assert _listing(tmp_path) == []
+
+
+def test_binary_files_are_refused_naming_the_file(tmp_path, complete_run, capsys):
+    import shutil
+
+    from hwnas.cli import main
+
+    profile = tmp_path / "p.json"
+    profile.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(SystemExit) as exit_:  # was exit 1 with a UnicodeDecodeError
+        main(["predict", "--profile", str(profile), "--config", CONFIG])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and str(profile) in lines[0] and "not UTF-8" in lines[0], lines
+    run = tmp_path / "run"
+    shutil.copytree(complete_run, run)
+    (run / "hypervolume.csv").write_bytes(b"evaluations,hypervolume\n\xff\xfe\n")
+    with pytest.raises(SystemExit) as exit_:  # was exit 1 with a UnicodeDecodeError
+        main(["report", str(run), "--out", str(tmp_path / "report")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1 and "hypervolume.csv" in lines[0], lines
+    rows = (run / "evaluations.jsonl").read_bytes().split(b"\n")
+    (run / "evaluations.jsonl").write_bytes(b"\n".join(rows[:3] + [b"\xff\xfe garbage"] + rows[4:]))
+    with pytest.raises(InputError, match="line 4 is not a JSON row"):
+        read_run(run)
+    assert _listing(tmp_path) == ["p.json", "run"]
+
+
+def test_a_report_is_not_broken_by_a_sibling_folders_corrupt_manifest(tmp_path, complete_run):
+    import shutil
+
+    from hwnas.report import build_report
+
+    run = tmp_path / "run"
+    shutil.copytree(complete_run, run)
+    for name, data in [("binary", b"\xff\xfe"), ("nested", b"[" * 100_000), ("huge", b"9" * 100_000)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_bytes(data)  # was exit 1 (UnicodeDecodeError)
+    summary = build_report(run, out=tmp_path / "report")
+    assert summary["export"] is None and (tmp_path / "report" / "report.json").is_file()

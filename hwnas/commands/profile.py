@@ -41,12 +41,22 @@ def profile(space: str, ep: str, precision: str, out: Path, threads: int | None,
     threads = resolve_threads(threads)
     check_ep(ep)  # a missing provider: one error line with the set-up hint, before the progress bar
     refuse_if_locked(out)  # another profiler writes --out: one error line, before the progress bar
-    with progress_bar() as bar:
-        task = bar.add_task(f"profiling {space} ({ep}, {precision}, {threads} threads)", total=None, item="")
+    # The bar starts once the profile at --out is checked (a corrupt or foreign one: one error line).
+    bar = progress_bar()
+    task = bar.add_task(f"profiling {space} ({ep}, {precision}, {threads} threads)", total=None, item="", start=False)
+
+    def on_start(n: int) -> None:
+        bar.start()
+        bar.start_task(task)
+        bar.update(task, total=n)
+
+    try:
         result = api.profile(space, out, ep=ep, threads=threads, shape=shape, quick=quick, supernet=supernet,
                              precision=precision,
                              progress=lambda stage, key: bar.update(task, advance=1, item=f"{stage} {key}"[:60]),
-                             on_start=lambda n: bar.update(task, total=n))
+                             on_start=on_start)
+    finally:
+        bar.stop()
     summary = {
         "profile": str(out),
         "space": space,

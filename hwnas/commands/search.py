@@ -68,6 +68,9 @@ def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
 @click.option("--population", type=int, default=None, help="Population / batch size [default: 50].")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
               help="Algorithm setting, e.g. 'epsilon=0.05' for ose or 'inner_evals=5000' for linas (repeatable).")
+@click.option("--threads", type=int, default=None,
+              help="Torch intra-op threads of the search process (1 to the logical cores) "
+                   "[default: physical cores].")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where evaluations run: this process, or Ray actors in parallel (needs hwnas[ray]).")
 @click.option("--ray-address", default=None, metavar="ADDR",
@@ -77,17 +80,20 @@ def _parse_settings(items: tuple[str, ...]) -> dict[str, object]:
 @json_option
 def search(space: str, algo: str, objectives: str, evals: int, out: Path, profiles: tuple[Path, ...],
            constraints: tuple[str, ...], seed: int, population: int | None, settings: tuple[str, ...],
-           executor: str, ray_address: str | None, plugin: str | None, as_json: bool) -> None:
+           threads: int | None, executor: str, ray_address: str | None, plugin: str | None, as_json: bool) -> None:
     """Search a space for the Pareto front of the objectives; resumable from --out."""
     from hwnas import api
     from hwnas.search.archive import ProgressEvent
     from hwnas.search.executor import EvaluationError
 
     # every input check first: nothing is written before this passes
+    from hwnas.profiling.profiler import resolve_threads
+
     api.check_executor(executor, ray_address)
+    threads = resolve_threads(threads)  # default: physical cores, as the other commands
     prepared = api.prepare_search(space, algo=algo, objectives=objectives, evals=evals, out=out, plugin=plugin,
                                   profiles=profiles, constraints=constraints, seed=seed, population=population,
-                                  settings=_parse_settings(settings))
+                                  settings=_parse_settings(settings), threads=threads)
     complete = (prepared.existing or {}).get("status") == "complete"
     for ref in prepared.factory.profiles:
         if ref.predictor is not None and ref.predictor.profile.noise_warning():

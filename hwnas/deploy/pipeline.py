@@ -40,7 +40,7 @@ from hwnas.errors import InputError
 from hwnas.fileio import now_iso
 from hwnas.interrupts import terminate_as_interrupt
 from hwnas.locking import exclusive
-from hwnas.outdir import OutputKind, check_out_dir, staged_output
+from hwnas.outdir import OutputKind, check_out_dir, refuse_mount_point, staged_output
 from hwnas.predictors.profiles import ProfileRef, run_profiles
 from hwnas.search.store import read_run
 from hwnas.space import Config
@@ -54,8 +54,10 @@ ProgressFn = Callable[[str], None]
 
 def check_export_dir(out: str | os.PathLike) -> None:
     """Refuse ``--out`` of an export unless it is new or empty (:func:`hwnas.outdir.check_out_dir`;
-    an earlier export there is refused too: exports never overwrite)."""
+    an earlier export there is refused too: exports never overwrite), or when it is a mount
+    point (the finished export is renamed into place)."""
     check_out_dir(out, EXPORT_KIND, reuse=False)
+    refuse_mount_point(out)
 
 
 def model_file_name(supernet: Supernet, config: Config) -> str:

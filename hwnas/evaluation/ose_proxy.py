@@ -17,6 +17,7 @@ Deterministic given the setting and the number of torch threads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,8 @@ from hwnas.errors import InputError
 from hwnas.space import Config
 from hwnas.supernets.base import Supernet
 
-__all__ = ["VALIDATION_EXAMPLES", "BriefTraining", "brief_training_loss"]
+__all__ = ["VALIDATION_EXAMPLES", "WARN_BYTES", "BriefTraining", "BriefTrainingCost", "brief_training_cost",
+           "brief_training_loss"]
 
 VALIDATION_EXAMPLES = 128
 """Size of the fixed validation batch the loss is measured on."""
@@ -108,3 +110,56 @@ def brief_training_loss(supernet: Supernet, config: Config, setting: BriefTraini
             logits = net(*_tensors(supernet, val.feeds(part, trim=True)))
             total += float(F.cross_entropy(logits, torch.as_tensor(val.labels[part]), reduction="sum"))
     return total / len(rows)
+
+
+#: Bytes of memory per trained parameter: float32 weights, gradients and AdamW's two moments.
+BYTES_PER_PARAM = 16
+#: A search warns before it starts when one brief training needs more memory than this (bytes).
+WARN_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class BriefTrainingCost:
+    """What one evaluation of the ``loss`` objective costs at most, before it runs.
+
+    Attributes:
+        space: the space's name.
+        params: trainable parameters of the largest brief-training network of the space.
+        memory_bytes: ``params`` × :data:`BYTES_PER_PARAM` (weights, gradients, AdamW state;
+            activations come on top).
+        settings: number of hyperparameter sets Θ (each trains a fresh network).
+        examples: training examples per evaluation, Σ steps · batch over Θ.
+    """
+
+    space: str
+    params: int
+    memory_bytes: int
+    settings: int
+    examples: int
+
+    def warning(self) -> str | None:
+        """One line stating the cost when it exceeds :data:`WARN_BYTES`, else None."""
+        if self.memory_bytes <= WARN_BYTES:
+            return None
+        return (f"the 'loss' objective trains {self.settings} fresh network(s) per evaluation, of up to "
+                f"{self.params / 1e6:.0f} M parameters in space {self.space!r}: about "
+                f"{self.memory_bytes / 1e9:.1f} GB of memory (weights, gradients, AdamW state; activations on top) "
+                f"and {self.examples:,} training examples per evaluation: expect minutes per evaluation on a CPU")
+
+
+def brief_training_cost(supernet: Supernet, settings: Sequence[BriefTraining]) -> BriefTrainingCost | None:
+    """The largest cost of one ``loss`` evaluation in ``supernet``'s space, from the supernet's
+    :meth:`~hwnas.supernets.base.Supernet.brief_training_params` hook (no network is built):
+    the maximum over the all-largest configuration (when valid) and a seeded sample of 32.
+    None when the supernet does not say how large its brief-training networks are."""
+    space = supernet.space
+    candidates = list(space.sample(32, seed=0))
+    upper = space.from_genes(space.gene_upper_bounds, validate=False)
+    if space.is_valid(upper):
+        candidates.append(space.canonical(upper))
+    sizes = [supernet.brief_training_params(c) for c in candidates]
+    if any(size is None for size in sizes):
+        return None
+    params = int(max(sizes))
+    return BriefTrainingCost(space.name, params, params * BYTES_PER_PARAM, len(settings),
+                             sum(s.steps * s.batch for s in settings))

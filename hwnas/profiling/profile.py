@@ -202,6 +202,8 @@ def load_profile(path: str | os.PathLike, space: str | None = None) -> Profile:
         raise InputError(f"profile {str(path)!r} does not exist") from None
     except OSError as exc:
         raise InputError(f"cannot read profile {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # a binary file given as a profile
+        raise InputError(f"profile {str(path)!r} is corrupt (not UTF-8 text: byte {exc.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

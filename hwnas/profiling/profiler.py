@@ -27,6 +27,7 @@ import hwnas
 from hwnas.onnx_export import export_onnx_bytes
 from hwnas.checks import check_int
 from hwnas.errors import InputError
+from hwnas.fileio import remove_stale_temporaries
 from hwnas.interrupts import terminate_as_interrupt
 from hwnas.locking import exclusive, refuse_if_locked
 from hwnas.profiling.fingerprint import (
@@ -299,7 +300,8 @@ class Profiler:
 
         Holds the exclusive lock of ``out`` (:func:`hwnas.locking.exclusive`) throughout, and
         reopens the file under it (another process may have written it since this profiler was
-        made). SIGTERM stops it like Ctrl-C (KeyboardInterrupt), after saving what was measured.
+        made); temporary files of ``out`` left by a profiler killed mid-save are removed. SIGTERM
+        stops it like Ctrl-C (KeyboardInterrupt), after saving what was measured.
 
         Args:
             progress: called with (stage, key) after each measurement (one round of an item or
@@ -308,6 +310,7 @@ class Profiler:
                 touched rounds come on top).
         """
         with exclusive(self.out), terminate_as_interrupt():
+            remove_stale_temporaries(self.out)  # left by a profiler killed mid-save; we hold the lock
             self.profile = self._open()
             with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
                 self._tmp = Path(tmp)

@@ -28,6 +28,7 @@ hypervolumes of different runs over the same objectives are comparable.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -65,6 +66,8 @@ class SearchRequest:
 
     ``evaluator`` and ``supernet`` let tests and library users pass objects instead of names.
     ``settings`` are extra algorithm settings (e.g. ``{"inner_evals": 5000}`` for LINAS).
+    ``threads``: torch intra-op threads of the search process while it runs (1 to the logical
+    cores; None: leave torch's setting as it is).
     """
 
     space: str
@@ -81,6 +84,7 @@ class SearchRequest:
     loss_settings: Sequence[Any] | None = None
     evaluator: Any = None
     supernet: Supernet | None = None
+    threads: int | None = None
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Prepared:
     factory: ObjectiveFactory
     header: dict[str, Any]
     existing: dict[str, Any] | None
+    threads: int | None = None
 
 
 @dataclass
@@ -202,6 +207,11 @@ def prepare(request: SearchRequest) -> Prepared:
     """
     evals = check_int("--evals", request.evals, 1)
     seed = check_int("--seed", request.seed, 0)
+    threads = None
+    if request.threads is not None:
+        from hwnas.profiling.profiler import resolve_threads
+
+        threads = resolve_threads(request.threads)  # 1 to the logical cores
     if request.population is not None:
         check_int("--population", request.population, 2)
     settings = dict(request.settings)
@@ -235,17 +245,19 @@ def prepare(request: SearchRequest) -> Prepared:
     size = _max_configurations(problem)
     if size is not None and evals > size:
         raise InputError(f"--evals {evals} exceeds the {size} valid configurations of space {supernet.space.name!r}")
-    header = _header(request, problem, algorithm, factory, seed, evals, existing)
+    header = _header(request, problem, algorithm, factory, seed, evals, existing, threads)
     if existing is not None:
         mismatch = identity_mismatch(existing, header)
         if mismatch:
             raise InputError(f"--out {str(request.out)!r} holds a different search ({mismatch}); "
                              "use the same settings to resume it, or a new directory")
-    return Prepared(request, supernet, problem, algorithm, factory, header, existing)
+    return Prepared(request, supernet, problem, algorithm, factory, header, existing, threads)
 
 
 def _header(request: SearchRequest, problem: Problem, algorithm: Algorithm, factory: ObjectiveFactory,
-            seed: int, evals: int, existing: dict[str, Any] | None) -> dict[str, Any]:
+            seed: int, evals: int, existing: dict[str, Any] | None, threads: int | None = None) -> dict[str, Any]:
+    import torch
+
     settings = dict(algorithm.settings)
     if any(o.name == "loss" for o in problem.objectives):
         settings["loss_settings"] = problem.objectives[problem.names.index("loss")].meta["settings"]
@@ -271,6 +283,8 @@ def _header(request: SearchRequest, problem: Problem, algorithm: Algorithm, fact
         "versions": _versions(),
         "fingerprints": fingerprints,
         "host": _host(),
+        # torch intra-op threads of the (last) search process; not part of the run's identity
+        "threads": threads if threads is not None else torch.get_num_threads(),
         "created": now_iso(),
         "finished": None,
     }
@@ -318,12 +332,33 @@ def execute(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None
     KeyboardInterrupt (SIGINT, or SIGTERM while running) stops it after the last complete
     evaluation, with pareto.json and hypervolume.csv up to date and run.json still "running";
     rerunning the same request resumes it.
+
+    With ``threads`` requested, torch runs with that many intra-op threads until it returns
+    (then the previous setting is restored).
     """
+    import torch
+
     request = prepared.request
     out = Path(request.out)
     out.resolve().parent.mkdir(parents=True, exist_ok=True)  # checked writable by prepare()
-    with exclusive(out), terminate_as_interrupt():
-        return _execute_locked(prepared, progress, executor)
+    previous = torch.get_num_threads()
+    if prepared.threads is not None:
+        torch.set_num_threads(prepared.threads)
+    try:
+        with exclusive(out), terminate_as_interrupt():
+            return _execute_locked(prepared, progress, executor)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _warn_costs(problem: Problem) -> None:
+    """Say, before the first evaluation, what an objective that is costly to evaluate will cost
+    (``meta["cost_warning"]``, e.g. OSE's brief training of BERT-base-sized networks)."""
+    for objective in problem.objectives:
+        note = objective.meta.get("cost_warning")
+        if note:
+            sys.stderr.write(f"hwnas: warning: {note}\n")
+            sys.stderr.flush()
 
 
 def _execute_locked(prepared: Prepared, progress: Callable[[ProgressEvent], None] | None,
@@ -337,6 +372,8 @@ def _execute_locked(prepared: Prepared, progress: Callable[[ProgressEvent], None
         if run.header.get("status") == "complete":
             return _result(prepared, run, archive)
         archive.write_front()
+        if not archive.exhausted:
+            _warn_costs(prepared.problem)
         rng = np.random.default_rng(int(run.header["seed"]))
         stop_reason = drive(prepared.algorithm, prepared.problem, archive, rng)
         archive.write_front()

@@ -66,7 +66,9 @@ class Objective:
         evaluate: genes int [N, n_genes] (valid configurations) → float64 [N] natural values.
         worst: a value no configuration is worse than, known a priori (accuracy 0), used for
             the reference point; None when it must be estimated from the space.
-        meta: extra facts recorded in run.json (e.g. the profile of a latency objective).
+        meta: extra facts recorded in run.json (e.g. the profile of a latency objective);
+            ``cost_warning``: a line the search prints before its first evaluation (an
+            objective that is costly to evaluate, e.g. ``loss`` on a BERT-base-sized space).
     """
 
     name: str
@@ -209,7 +211,7 @@ class ObjectiveFactory:
             return Objective("fidelity", True, True, "cosine", cache, worst=-1.0,
                              meta={"hook": f"{type(supernet).__name__}.fidelity"})
         if base == "loss":
-            from hwnas.evaluation.ose_proxy import brief_training_loss
+            from hwnas.evaluation.ose_proxy import brief_training_cost, brief_training_loss
 
             settings = _loss_settings(self.loss_settings)
             task = supernet.task()
@@ -221,8 +223,10 @@ class ObjectiveFactory:
                                  for c in configs_of(space, genes)], dtype=np.float64)
 
             # Chance-level cross-entropy is ln(C); twice that bounds any sensible brief training.
+            cost = brief_training_cost(supernet, settings)
             return Objective("loss", False, True, "nats", loss, worst=2.0 * math.log(max(int(task.num_classes), 2)),
-                             meta={"settings": loss_settings_json(self.loss_settings)})
+                             meta={"settings": loss_settings_json(self.loss_settings),
+                                   "cost_warning": cost.warning() if cost is not None else None})
         raise InputError(f"unknown objective {name!r} (known: {', '.join(OBJECTIVE_NAMES)})")
 
     def _profile(self, label: str, name: str) -> ProfileRef:

@@ -37,6 +37,7 @@ import numpy as np
 
 from hwnas.errors import InputError
 from hwnas.fileio import atomic_write_text as write_atomic
+from hwnas.fileio import remove_stale_temporaries
 from hwnas.locking import held_by
 from hwnas.outdir import OutputKind, check_out_dir
 
@@ -362,7 +363,11 @@ def read_run(path: str | os.PathLike, *, space: str | None = None, require_compl
 
     hypervolume: list[tuple[int, float]] = []
     if (path / HYPERVOLUME).is_file():
-        for line in (path / HYPERVOLUME).read_text().splitlines()[1:]:
+        try:
+            text = (path / HYPERVOLUME).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {str(path / HYPERVOLUME)!r}: {_clip(str(exc), 120)}") from None
+        for line in text.splitlines()[1:]:
             parts = line.strip().split(",")
             try:
                 hypervolume.append((int(parts[0]), float(parts[1])))
@@ -390,9 +395,11 @@ class RunDirectory:
 
     @classmethod
     def open(cls, out: str | os.PathLike, header: dict[str, Any]) -> RunDirectory:
-        """Create the run directory, or reopen it for the same search.
+        """Create the run directory, or reopen it for the same search. Call it holding the run
+        directory's lock (:func:`hwnas.locking.exclusive`).
 
-        ``header`` is the run.json of a new run. When the directory already holds this search,
+        ``header`` is the run.json of a new run. Temporary files of run.json, pareto.json and
+        hypervolume.csv left by a writer killed mid-rename are removed. When the directory already holds this search,
         its recorded run.json (reference point, creation time) is kept and its rows reloaded.
 
         Raises:
@@ -400,6 +407,8 @@ class RunDirectory:
         """
         out = Path(out)
         existing = inspect_out_dir(out)
+        for name in (RUN_JSON, PARETO, HYPERVOLUME):  # left by a writer killed mid-rename; we hold the lock
+            remove_stale_temporaries(out / name)
         if existing is None:
             out.mkdir(parents=True, exist_ok=True)
             run = cls(out, dict(header), [])
@@ -430,7 +439,7 @@ class RunDirectory:
             existing = {**existing, "status": "running", "finished": None}
         # Keep what was recorded at the start; refresh what describes this process.
         merged = dict(existing)
-        for key in ("versions", "fingerprints", "host"):
+        for key in ("versions", "fingerprints", "host", "threads"):
             if key in header:
                 merged.setdefault("previous_" + key, existing.get(key))
                 merged[key] = header[key]

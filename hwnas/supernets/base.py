@@ -16,7 +16,8 @@ searches ask for objectives; the exporter writes extracted modules to ONNX.
 Optional hooks, with defaults, carry what the generic layers need from a concrete supernet
 without knowing it: the task it is trained and scored on (:meth:`Supernet.task`,
 :meth:`Supernet.accuracy_task`, or its own :meth:`Supernet.evaluate` /
-:meth:`Supernet.test_evaluate`), OSE's brief-training network and operation-count surrogate,
+:meth:`Supernet.test_evaluate`), OSE's brief-training network (and its size, for a cost
+warning) and operation-count surrogate,
 published reference architectures, and the inputs an exported model's parity is checked on.
 :func:`hwnas.supernets.check_supernet` tests a supernet against the protocol's invariants.
 """
@@ -225,6 +226,12 @@ class Supernet(ABC):
         """
         raise InputError(f"supernet for space {self.name!r} has no brief-training loss (OSE's error "
                          "estimate): it defines no task() and brief_training_network()")
+
+    def brief_training_params(self, config: Config) -> int | None:
+        """Trainable parameters of :meth:`brief_training_network` for ``config``, counted
+        without building it (the search warns before a costly brief training); None when
+        unknown (the default: no warning is given)."""
+        return None
 
     def op_counts(self, genes: np.ndarray, shape: Shape) -> np.ndarray:
         """OSE's hardware-independent inference-cost surrogate (additions + multiplications +

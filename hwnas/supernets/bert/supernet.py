@@ -56,6 +56,18 @@ _BLOCK_RE = re.compile(
 )
 
 
+def _arch_params(a: BertArch) -> int:
+    """Exact parameter count of a BERT network of sizes ``a``."""
+    h = a.hidden
+    total = (a.vocab_size + a.max_positions + a.type_vocab_size) * h + 2 * h  # embeddings
+    for spec in a.layers:
+        total += 3 * (h * spec.inner + spec.inner) + spec.inner * h + h  # q, k, v, out
+        total += h * spec.ffn + spec.ffn + spec.ffn * h + h  # FFN
+        total += 4 * h  # two LayerNorms
+    total += h * h + h + h * a.num_labels + a.num_labels  # pooler, classifier
+    return total
+
+
 @dataclass(frozen=True)
 class BertSpaceSettings:
     """What distinguishes one BERT space: vocabulary and sizes, head size rule, default shape."""
@@ -284,15 +296,13 @@ class ElasticBert(Supernet):
 
     # -- analytics -----------------------------------------------------------------------------
     def count_params(self, config: Config) -> int:
-        a = self.arch(config)
-        h = a.hidden
-        total = (a.vocab_size + a.max_positions + a.type_vocab_size) * h + 2 * h  # embeddings
-        for spec in a.layers:
-            total += 3 * (h * spec.inner + spec.inner) + spec.inner * h + h  # q, k, v, out
-            total += h * spec.ffn + spec.ffn + spec.ffn * h + h  # FFN
-            total += 4 * h  # two LayerNorms
-        total += h * h + h + h * a.num_labels + a.num_labels  # pooler, classifier
-        return total
+        return _arch_params(self.arch(config))
+
+    def brief_training_params(self, config: Config) -> int:
+        """Parameters of :meth:`brief_training_network` (embeddings cut to the task)."""
+        task = self.task()
+        return _arch_params(replace(self.arch(config), vocab_size=task.vocab_size, max_positions=task.seq_len))
+
 
     def count_macs(self, config: Config, shape: Shape) -> int:
         """Multiply-accumulates of the matrix products (embedding look-ups count 0)."""
