@@ -247,6 +247,8 @@ def test_ose_on_the_pretrained_space(nets, tmp_path):
     from hwnas.search.driver import SearchRequest, execute, prepare
 
     net = nets["minilm-mr-ose"]
+    small = {"A": 4, "D": 2, "I": 384}  # the cost estimate counts the network brief training builds
+    assert net.brief_training_params(small) == sum(p.numel() for p in net.brief_training_network(small, 0).parameters())
     theta = [{"steps": 2, "batch": 8, "lr": 1e-4, "seed": 0}]
     request = SearchRequest(space="minilm-mr-ose", algo="ose", objectives="params,macs,loss", evals=2,
                             out=tmp_path / "run", settings={"epsilon": 0.5}, loss_settings=theta, supernet=net)

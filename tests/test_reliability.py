@@ -265,43 +265,45 @@ def test_a_search_killed_at_seeded_points_ends_equal_to_an_uninterrupted_run(tmp
     assert _listing(work) == ["run"]  # no lock file
 
 
-def _profile_items(path):
-    """Measured items of a profile file on disk (0 while it does not exist or is being replaced)."""
+def _profile_measurements(path):
+    """Measurements (rounds of items and reference re-timings) a profile on disk holds in its
+    resumable schedule state; 0 while it does not exist or is being replaced."""
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return 0
-    return len(doc["blocks"]) + len(doc["calibration"]) + len(doc["noise_floor"].get("blocks", {}))
+    state = doc.get("progress") or {}
+    return sum(len(v) for v in state.get("samples", {}).values()) + len(state.get("references", []))
 
 
 def test_a_profile_killed_at_seeded_points_ends_with_the_keys_of_an_uninterrupted_run(tmp_path):
-    """SIGKILL after the k-th saved item (blocks stage), before the rename of a save (a stale
-    temporary file), from outside once calibration entries exist, and in the noise-floor stage;
-    the rerun ends with exactly the items an uninterrupted profile measures, in its order."""
+    """SIGKILL after the k-th save, before the rename of a save (a stale temporary file), from
+    outside once more measurements are saved, and again after a save; every rerun resumes the
+    saved measurements, and the last ends with exactly the items an uninterrupted profile
+    measures, in its order."""
     from hwnas.profiling.profiler import MeasurePolicy, Profiler
     from hwnas.supernets.registry import get_supernet
 
     expected = Profiler(get_supernet("mlp-digits", DIGITS), tmp_path / "fresh.json", threads=1,
                         policy=MeasurePolicy.quick())
     pending = expected.pending()  # what an uninterrupted profile measures, in order
-    total = sum(len(v) for v in pending.values())
-    n_blocks = len(pending["blocks"])
     work, log = tmp_path / "work", tmp_path / "log"
     work.mkdir()
     out = work / "p.json"
     args = ["profile", "--space", "mlp-digits", "--supernet", DIGITS, "--quick", "--threads", "1", "--out", str(out)]
     rng = np.random.default_rng(16)
-    first = int(rng.integers(2, 8))
-    outcome = kp.run(args, log, point=kp.KillPoint("save", first))  # blocks stage
-    assert outcome.killed and _profile_items(out) == first, outcome.log
-    outcome = kp.run(args, log, point=kp.KillPoint("replace", int(rng.integers(1, 4))))  # a save cut before its rename
+    outcome = kp.run(args, log, point=kp.KillPoint("save", int(rng.integers(1, 3))))
+    saved = _profile_measurements(out)
+    assert outcome.killed and saved > 0 and json.loads(out.read_text())["complete"] is False, outcome.log
+    outcome = kp.run(args, log, point=kp.KillPoint("replace", int(rng.integers(1, 3))))  # a save cut before its rename
     assert outcome.killed and any(p.name.endswith(".tmp") for p in work.iterdir()), outcome.log
-    target = n_blocks + int(rng.integers(1, 5))  # calibration stage, from outside
-    outcome = kp.run(args, log, kill_when=lambda: _profile_items(out) >= target)
-    assert outcome.killed and target <= _profile_items(out) < total, outcome.log
-    left = total - _profile_items(out)
-    outcome = kp.run(args, log, point=kp.KillPoint("save", left - 1))  # the last item is never saved
-    assert outcome.killed and _profile_items(out) == total - 1, outcome.log
+    assert _profile_measurements(out) >= saved  # the resume kept what was saved
+    target = _profile_measurements(out) + int(rng.integers(3, 8))
+    outcome = kp.run(args, log, kill_when=lambda: _profile_measurements(out) >= target)  # from outside
+    assert outcome.killed and _profile_measurements(out) >= target, outcome.log
+    saved = _profile_measurements(out)
+    outcome = kp.run(args, log, point=kp.KillPoint("save", 1))
+    assert outcome.killed and _profile_measurements(out) >= saved, outcome.log
     final = kp.run(args, log)
     assert final.code == 0, final.log
 
@@ -309,7 +311,9 @@ def test_a_profile_killed_at_seeded_points_ends_with_the_keys_of_an_uninterrupte
     space = expected.supernet.space
     assert list(doc["blocks"]) == pending["blocks"]
     assert [space.key(c["config"]) for c in doc["calibration"]] == [space.key(c) for c in pending["calibration"]]
-    assert list(doc["noise_floor"]["blocks"]) == pending["noise"]
+    assert doc["noise_floor"]["reference_blocks"] == sorted(
+        r.split(":", 1)[1] for r in expected.reference_items())
+    assert doc["progress"] == {}  # the schedule's state is dropped once every item is final
     assert doc["settings"] == expected.settings and doc["device"]["id"] == expected.device["id"]
     assert doc["complete"] is True and doc["failures"] == {}
     assert _listing(work) == ["p.json"]  # no temporary file, no lock file

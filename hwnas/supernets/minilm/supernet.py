@@ -254,6 +254,11 @@ class PretrainedBert(ElasticBert):
             encoder.probe.classifier.bias.zero_()
         return _LogitsOf(encoder)
 
+    def brief_training_params(self, config: Config) -> int:
+        """Parameters of :meth:`brief_training_network`: the extracted encoder with its head
+        (the checkpoint's whole vocabulary; nothing is cut to the task)."""
+        return self.count_params(config)
+
     def op_counts(self, genes: np.ndarray, shape: Shape) -> np.ndarray:
         """The elastic BERT's count with its tanh pooler swapped for mean pooling."""
         h, s, batch = self.checkpoint_config.hidden, int(shape["seq_len"]), int(shape.get("batch", 1))
