@@ -92,3 +92,20 @@ def test_population_plus_hypervolume_keeps_the_population_then_fills_the_gaps():
     only_population = LINAS(batch="population", population=6, min_batch=1)._next_batch(
         problem, inner, seen, np.random.default_rng(0), 6, validated)
     assert [tuple(r) for r in only_population] == rows[:2]
+
+
+def test_a_linas_run_made_before_the_batch_setting_existed_resumes(tmp_path):
+    """Its run.json lacks ``batch``: the default (the paper's rule) is what it ran with."""
+    import json
+
+    first = run(tmp_path, "linas", evals=40, name="old")
+    header = json.loads((first.out / "run.json").read_text())
+    del header["settings"]["batch"]
+    header["status"] = "running"
+    (first.out / "run.json").write_text(json.dumps(header))
+    lines = (first.out / "evaluations.jsonl").read_text().splitlines(keepends=True)
+    (first.out / "evaluations.jsonl").write_text("".join(lines[:30]))
+    again = run(tmp_path, "linas", evals=40, name="old")
+    assert again.status == "complete" and [r["key"] for r in rows_of(again)] == [r["key"] for r in rows_of(first)]
+    with pytest.raises(Exception, match="holds a different search"):
+        run(tmp_path, "linas", evals=40, name="old", settings={"batch": "hypervolume"})

@@ -247,6 +247,12 @@ def prepare(request: SearchRequest) -> Prepared:
         raise InputError(f"--evals {evals} exceeds the {size} valid configurations of space {supernet.space.name!r}")
     header = _header(request, problem, algorithm, factory, seed, evals, existing, threads)
     if existing is not None:
+        stored = existing.get("settings")
+        if isinstance(stored, dict):
+            # A setting added to the algorithm after the run was made, at its default: the run
+            # used that default; its run.json keeps the settings it was written with.
+            header["settings"] = {k: v for k, v in header.get("settings", {}).items()
+                                  if k in stored or k not in algorithm.defaults or v != algorithm.defaults[k]}
         mismatch = identity_mismatch(existing, header)
         if mismatch:
             raise InputError(f"--out {str(request.out)!r} holds a different search ({mismatch}); "
