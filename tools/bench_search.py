@@ -34,9 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hwnas.errors import InputError
-from hwnas.search.pareto import hypervolume, non_dominated_mask, to_minimization
-from hwnas.search.store import read_run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's hwnas, as the other tools
+
+from hwnas.errors import InputError  # noqa: E402
+from hwnas.search.pareto import hypervolume, non_dominated_mask, to_minimization  # noqa: E402
+from hwnas.search.store import read_run  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
