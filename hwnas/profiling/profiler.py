@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +70,14 @@ class MeasurePolicy:
     calibration_size: int = 30
     calibration_min_seconds: float = 2.0
     noise_blocks: int = 6
-    rounds: int = 3
-    reference_every: int = 6
-    outlier_rel: float = 0.10
-    drift_rel: float = 0.10
-    interference_max: float = 0.30
-    max_passes: int = 2
+    # The schedule's settings, flat so that the profile's settings record them; defaults are
+    # RoundsPolicy's (one source).
+    rounds: int = RoundsPolicy.rounds
+    reference_every: int = RoundsPolicy.reference_every
+    outlier_rel: float = RoundsPolicy.outlier_rel
+    drift_rel: float = RoundsPolicy.drift_rel
+    interference_max: float = RoundsPolicy.interference_max
+    max_passes: int = RoundsPolicy.max_passes
 
     @classmethod
     def quick(cls) -> MeasurePolicy:
@@ -83,9 +85,7 @@ class MeasurePolicy:
                    calibration_min_seconds=0.2, noise_blocks=3)
 
     def rounds_policy(self) -> RoundsPolicy:
-        return RoundsPolicy(rounds=self.rounds, reference_every=self.reference_every, outlier_rel=self.outlier_rel,
-                            drift_rel=self.drift_rel, interference_max=self.interference_max,
-                            max_passes=self.max_passes)
+        return RoundsPolicy(**{f.name: getattr(self, f.name) for f in fields(RoundsPolicy)})
 
     def round_repeats(self) -> int:
         """Timed runs of one round at least."""
