@@ -415,3 +415,18 @@ def test_blocks_export_to_onnx_and_match(mbv3):
         with torch.no_grad():
             want = built.module(*_torch(built.feeds)).numpy()
         assert np.abs(got - want).max() <= 1e-4, key
+
+
+def test_largest_only_phase_trains_the_largest_and_leaves_the_kernel_transforms():
+    # OFA's first phase: only the largest sub-network (7x7 kernels) runs, so the 7->5 and 5->3
+    # transform matrices, used only by smaller kernels, get no gradient and stay the identity.
+    from hwnas.evaluation.training import TrainingSettings, train_supernet
+
+    net = make_mbv3_supernet("mbv3-fmnist", checkpoint=None)
+    before = {k: v.clone() for k, v in net.module().state_dict().items()}
+    stats = train_supernet(net, net.task(), TrainingSettings(steps=2, batch=16, lr=1e-2, largest_only=True))
+    after = net.module().state_dict()
+    transforms = [k for k in after if "ks_transform" in k]
+    assert transforms and all(torch.equal(before[k], after[k]) for k in transforms)
+    assert not torch.equal(before["stem_conv.weight"], after["stem_conv.weight"])
+    assert np.isfinite(stats["train_loss_largest"]) and np.isnan(stats["train_loss_smallest"])

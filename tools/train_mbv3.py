@@ -21,6 +21,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batches and sampled sub-networks")
     parser.add_argument("--out", type=Path, default=Path("hwnas/data/mbv3-fmnist.pt"), help="checkpoint to write")
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (batches)")
+    parser.add_argument("--full-steps", type=int, default=0,
+                        help="first phase: steps training the largest sub-network alone (OFA's progressive "
+                             "shrinking starts so), with its own warm-up and decay; 0: none")
+    parser.add_argument("--full-lr", type=float, default=None, help="peak learning rate of that phase (default --lr)")
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (batches) of the sandwich phase")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
     parser.add_argument("--weight-decay", type=float, default=0.01)
@@ -63,8 +68,17 @@ def main(argv: list[str] | None = None) -> int:
                                 warmup=0.03, n_random=args.n_random, distill=args.distill, seed=args.seed)
     supernet = make_mbv3_supernet(SPACE, seed=args.seed, checkpoint=None, data_dir=args.data)
     task = supernet.task()
+    phases = []
+    if args.full_steps:
+        full = replace(settings, steps=args.full_steps, largest_only=True, n_random=0,
+                       lr=args.full_lr if args.full_lr is not None else args.lr)
+        print(f"phase 1: largest sub-network alone, {full}", flush=True)
+        phases.append(train_supernet(supernet, task, full, log=lambda line: print(line, flush=True)))
     print(f"training {SPACE} on {task.name} ({len(task.train)} train images), {settings}", flush=True)
-    stats = train_supernet(supernet, task, settings, log=lambda line: print(line, flush=True))
+    phases.append(train_supernet(supernet, task, settings, log=lambda line: print(line, flush=True)))
+    stats = dict(phases[-1])
+    for key in ("wall_s", "cpu_s", "epochs"):
+        stats[key] = sum(p[key] for p in phases)
     supernet.clear_bn_statistics()
     print(f"trained in {stats['wall_s']:.0f} s wall, {stats['cpu_s']:.0f} s CPU ({stats['epochs']:.2f} epochs)", flush=True)
 
@@ -99,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "steps": settings.steps,
         "settings": stats["settings"],
+        "phases": [p["settings"] for p in phases],
         "task": {"name": task.name, "seed": task.seed, "train": len(task.train),
                  "validation": len(task.validation), "test": len(task.test)},
         "accuracies": accuracies,

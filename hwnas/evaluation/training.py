@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwnas.checks import Float, Int, Probability, check_settings
+from hwnas.checks import Bool, Float, Int, Probability, check_settings
 from hwnas.errors import InputError
 from hwnas.space import Config, SearchSpace
 from hwnas.supernets.base import Supernet
@@ -48,6 +48,7 @@ class TrainingSettings:
     distill: float = 0.0  # weight of the largest sub-network's soft labels for the others
     clip: float = 1.0  # gradient-norm clipping
     seed: int = 0
+    largest_only: bool = False  # train the largest sub-network alone (OFA's first phase), no sandwich
 
     def __post_init__(self) -> None:
         check_settings(asdict(self), SCHEMA)
@@ -55,7 +56,7 @@ class TrainingSettings:
 
 SCHEMA = {"steps": Int(1), "batch": Int(1), "lr": Float(0.0, lo_open=True), "weight_decay": Float(0.0),
           "warmup": Float(0.0, 1.0, hi_open=True), "n_random": Int(0), "distill": Probability(),
-          "clip": Float(0.0), "seed": Int(0)}
+          "clip": Float(0.0), "seed": Int(0), "largest_only": Bool()}
 """The check of every :class:`TrainingSettings` field (:mod:`hwnas.checks`)."""
 
 
@@ -82,6 +83,10 @@ def _decays(name: str, param: torch.Tensor) -> bool:
     """Whether weight decay applies: weight matrices and kernels, not biases, norms, or transform
     matrices (initialised to the identity, e.g. OFA's kernel transforms: decay would pull them to 0)."""
     return param.ndim >= 2 and "norm" not in name and "transform" not in name
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -140,7 +145,7 @@ def train_supernet(
         for group in optimizer.param_groups:
             group["lr"] = s.lr * _lr_factor(step, s.steps, warmup)
         optimizer.zero_grad(set_to_none=True)
-        configs = [largest, smallest] + space.sample(s.n_random, seed=rng)
+        configs = [largest] if s.largest_only else [largest, smallest] + space.sample(s.n_random, seed=rng)
         teacher: torch.Tensor | None = None
         for k, config in enumerate(configs):
             logits = supernet.forward(inputs, config)
@@ -163,8 +168,8 @@ def train_supernet(
             recent = slice(-log_every, None)
             log(
                 f"step {step + 1}/{s.steps}  lr {optimizer.param_groups[0]['lr']:.2e}  "
-                f"loss largest {np.mean(history['largest'][recent]):.4f}  "
-                f"smallest {np.mean(history['smallest'][recent]):.4f}  "
+                f"loss largest {_mean(history['largest'][recent]):.4f}  "
+                f"smallest {_mean(history['smallest'][recent]):.4f}  "
                 f"{time.perf_counter() - started:.0f} s"
             )
     net.eval()
@@ -174,7 +179,7 @@ def train_supernet(
         "wall_s": time.perf_counter() - started,
         "cpu_s": time.process_time() - cpu_started,
         "epochs": s.steps * s.batch / n,
-        "train_loss_largest": float(np.mean(history["largest"][-tail:])),
-        "train_loss_smallest": float(np.mean(history["smallest"][-tail:])),
+        "train_loss_largest": _mean(history["largest"][-tail:]),
+        "train_loss_smallest": _mean(history["smallest"][-tail:]),  # nan when only the largest trained
         "torch_threads": torch.get_num_threads(),
     }
