@@ -55,8 +55,8 @@ class MeasurePolicy:
     """How long and how to measure. Times in seconds.
 
     Every item (block or calibration sub-network) is measured in ``rounds`` rounds over all
-    items (see :mod:`hwnas.profiling.rounds`); each round is a new session with ``warmup``
-    untimed runs, then at least ``ceil(repeats / rounds)`` (and 3) timed runs, continuing until
+    items (see :mod:`hwnas.profiling.rounds`); each round is a new session with at least ``warmup``
+    untimed runs adding up to ``warmup_seconds``, then at least ``ceil(repeats / rounds)`` (and 3) timed runs, continuing until
     they add up to ``min_seconds / rounds`` (blocks) or ``calibration_min_seconds / rounds``
     (whole sub-networks). ``noise_blocks`` blocks are the reference blocks measured again every
     ``reference_every`` items through the run; ``outlier_rel``, ``drift_rel``,
@@ -65,6 +65,7 @@ class MeasurePolicy:
     """
 
     warmup: int = 5
+    warmup_seconds: float = 0.05
     repeats: int = 20
     min_seconds: float = 1.0
     calibration_size: int = 30
@@ -449,7 +450,8 @@ class Profiler:
         self._stats["session_seconds"] += time.perf_counter() - t0
         p = self.policy
         total = p.min_seconds if stage == "block" else p.calibration_min_seconds
-        timing = time_session(session, feeds, warmup=p.warmup, repeats=p.round_repeats(),
+        timing = time_session(session, feeds, warmup=p.warmup, warmup_seconds=p.warmup_seconds,
+                              repeats=p.round_repeats(),
                               min_seconds=total / max(p.rounds, 1))
         self._stats["ort_run_seconds"] += timing.run_seconds
         return timing
@@ -512,5 +514,6 @@ def time_whole_model(
     ``policy.calibration_min_seconds`` of timed runs."""
     pin_threads(threads)
     session = make_session(model, ep, threads)
-    return time_session(session, feeds, warmup=policy.warmup, repeats=policy.repeats,
+    return time_session(session, feeds, warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
+                        repeats=policy.repeats,
                         min_seconds=policy.calibration_min_seconds)
