@@ -4,7 +4,7 @@
   (:meth:`~hwnas.supernets.base.Supernet.accuracy_task`, e.g. ``bert-mini``):
   :class:`WeightSharingEvaluator` — every configuration runs with the weights it inherits from
   the supernet over the task's validation split (``test_accuracy``: its test split), in batches
-  of :data:`EVAL_BATCH` examples taken in the split's :meth:`~hwnas.task.Split.order` and
+  of the supernet's ``eval_batch`` (default :data:`EVAL_BATCH`) examples taken in the split's :meth:`~hwnas.task.Split.order` and
   trimmed (``feeds(rows, trim=True)``: for text, cut to the batch's longest sentence, which
   changes nothing but the time), under ``torch.inference_mode``.
 * A supernet with its own :meth:`~hwnas.supernets.base.Supernet.evaluate` (and optionally
@@ -111,10 +111,10 @@ class WeightSharingEvaluator(_Cached):
     """Accuracy of configurations with the weights they inherit from the supernet, on ``task``
     (default: the supernet's :meth:`~hwnas.supernets.base.Supernet.accuracy_task`)."""
 
-    def __init__(self, supernet: Supernet, task: Task | None = None, batch: int = EVAL_BATCH):
+    def __init__(self, supernet: Supernet, task: Task | None = None, batch: int | None = None):
         super().__init__(supernet)
         self.task = task if task is not None else supernet.accuracy_task()
-        self._batch = batch
+        self._batch = batch or supernet.eval_batch or EVAL_BATCH
         self._data: dict[str, list[tuple[dict[str, np.ndarray], np.ndarray]]] = {}
         seed = f", seed {self.task.seed}" if self.task.seed is not None else ""
         self.description = (f"{supernet.name} weight-sharing, validation split ({len(self.task.validation)} "

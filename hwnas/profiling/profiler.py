@@ -58,8 +58,11 @@ class MeasurePolicy:
     items (see :mod:`hwnas.profiling.rounds`); each round is a new session with at least ``warmup``
     untimed runs adding up to ``warmup_seconds``, then at least ``ceil(repeats / rounds)`` (and 3) timed runs, continuing until
     they add up to ``min_seconds / rounds`` (blocks) or ``calibration_min_seconds / rounds``
-    (whole sub-networks). ``noise_blocks`` blocks are the reference blocks measured again every
-    ``reference_every`` items through the run; ``outlier_rel``, ``drift_rel``,
+    (whole sub-networks). ``noise_blocks`` blocks are the reference blocks, each timed in a
+    session kept open for the run for :data:`REFERENCE_SECONDS`, before every ``reference_every``-th
+    sample through the run; when one is slower than its fastest by more than ``drift_rel`` (a slow
+    spell of the machine), the profiler waits up to ``wait_seconds`` for the spell to pass before
+    measuring the next sample. ``outlier_rel``, ``drift_rel``,
     ``interference_max`` (cores used by other processes) and ``max_passes`` say when a round is
     touched by interference and how often it is measured again (:class:`RoundsPolicy`).
     """
@@ -79,11 +82,13 @@ class MeasurePolicy:
     drift_rel: float = RoundsPolicy.drift_rel
     interference_max: float = RoundsPolicy.interference_max
     max_passes: int = RoundsPolicy.max_passes
+    wait_seconds: float = RoundsPolicy.wait_seconds
+    wait_step: float = RoundsPolicy.wait_step
 
     @classmethod
     def quick(cls) -> MeasurePolicy:
         return cls(warmup=2, repeats=10, min_seconds=0.1, calibration_size=10,
-                   calibration_min_seconds=0.2, noise_blocks=3)
+                   calibration_min_seconds=0.2, noise_blocks=3, wait_seconds=1.0)
 
     def rounds_policy(self) -> RoundsPolicy:
         return RoundsPolicy(**{f.name: getattr(self, f.name) for f in fields(RoundsPolicy)})
@@ -91,6 +96,10 @@ class MeasurePolicy:
     def round_repeats(self) -> int:
         """Timed runs of one round at least."""
         return max(3, math.ceil(self.repeats / max(self.rounds, 1)))
+
+
+#: Seconds of timed runs of one reference measurement (in its open session).
+REFERENCE_SECONDS = 0.01
 
 
 def default_threads() -> int:
@@ -328,9 +337,11 @@ class Profiler:
         self._meter = CpuMeter()
         state = self.profile.progress or new_state()
         self.profile.progress = state
+        self._ref_sessions: dict[str, tuple[Any, dict[str, np.ndarray]]] = {}
         scheduler = Scheduler(todo, self.reference_items() if todo else [], self._timer, rounds_policy,
                               seed=int(self.settings["calibration_seed"]), state=state,
-                              on_sample=lambda item, ref: self._save_soon(), probe=self._meter.probe)
+                              on_sample=lambda item, ref: self._save_soon(), probe=self._meter.probe,
+                              reference_timer=self._reference_timer, sleep=time.sleep)
         if on_start:
             on_start(scheduler.planned())
         self._meter.cores = pin_threads(self.threads)  # interference: other processes on our cores
@@ -417,6 +428,31 @@ class Profiler:
             self._progress(stage, key)
         extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
         return Sample(timing.median_ms, interference, extra)
+
+    def _reference_timer(self, item: str) -> Sample | None:
+        """A reference block timed for :data:`REFERENCE_SECONDS` in a session kept open for the
+        run: cheap enough to measure before every sample, and the same block in the same session
+        every time, so only the machine's speed moves it."""
+        stage, key, _config = self._all_items[item]
+        p = self.policy
+        try:
+            if item not in self._ref_sessions:
+                path, feeds = self._model(item)
+                session = make_session(path, self.ep, self.threads)
+                time_session(session, feeds, warmup=p.warmup, warmup_seconds=p.warmup_seconds, repeats=1)
+                self._ref_sessions[item] = (session, feeds)
+            session, feeds = self._ref_sessions[item]
+            self._meter.mark()
+            timing = time_session(session, feeds, warmup=1, repeats=5, min_seconds=REFERENCE_SECONDS)
+            interference = self._meter.others()
+        except (KeyboardInterrupt, InputError):
+            raise
+        except Exception:  # noqa: BLE001 - a reference that cannot run is dropped by the scheduler
+            return None
+        self._stats["ort_run_seconds"] += timing.run_seconds
+        if self._progress:
+            self._progress(stage, key)
+        return Sample(timing.median_ms, interference)
 
     def _model(self, item: str) -> tuple[Path, dict[str, np.ndarray]]:
         """The item's model file (exported once per run, INT8-quantized for ``int8``) and feeds."""
@@ -509,11 +545,27 @@ def measure_subnet(
 def time_whole_model(
     model: bytes | str | os.PathLike, feeds: dict[str, np.ndarray], *, ep: str, threads: int, policy: MeasurePolicy
 ) -> Timing:
-    """Time an exported whole model (bytes or .onnx path) in a new session, as the profiler times
-    its calibration sub-networks: pinned threads, the policy's warm-up and repeats, and at least
-    ``policy.calibration_min_seconds`` of timed runs."""
-    pin_threads(threads)
-    session = make_session(model, ep, threads)
-    return time_session(session, feeds, warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
-                        repeats=policy.repeats,
-                        min_seconds=policy.calibration_min_seconds)
+    """Time an exported whole model (bytes or .onnx path) as the profiler times its calibration
+    sub-networks: pinned threads, ``policy.rounds`` rounds, each a new session with the policy's
+    warm-up and ``calibration_min_seconds / rounds`` of timed runs; rounds touched by other
+    processes (the CPU meter) or more than ``outlier_rel`` slower than the fastest round are
+    measured again (up to ``max_passes`` passes), and the result is the median of the clean
+    rounds' medians (:func:`hwnas.profiling.rounds.estimate`) — one slow spell of the machine
+    during one session cannot make a deployed model look slower than its prediction."""
+    cores = pin_threads(threads)
+    meter = CpuMeter(cores)
+    rounds_policy = policy.rounds_policy()
+
+    def one_round(item: str) -> Sample:
+        session = make_session(model, ep, threads)
+        meter.mark()
+        timing = time_session(session, feeds, warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
+                              repeats=policy.round_repeats(),
+                              min_seconds=policy.calibration_min_seconds / max(policy.rounds, 1))
+        extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
+        return Sample(timing.median_ms, meter.others(), extra)
+
+    state = Scheduler(["model"], [], one_round, rounds_policy).run()
+    samples = state["samples"]["model"]
+    entry = _entry(estimate(samples, rounds_policy), samples, policy.warmup)
+    return Timing(**{f.name: entry[f.name] for f in fields(Timing)})

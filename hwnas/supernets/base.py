@@ -74,6 +74,8 @@ class Supernet(ABC):
     default_shape: Shape
     #: Axes of the exported model's inputs/outputs that may vary (name -> {axis: label}).
     dynamic_axes: Mapping[str, Mapping[int, str]] = {}
+    #: Examples per forward pass when its accuracy is evaluated (None: the evaluator's default).
+    eval_batch: int | None = None
 
     @property
     def name(self) -> str:

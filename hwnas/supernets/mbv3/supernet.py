@@ -193,6 +193,9 @@ class OFAMobileNetV3(Supernet):
     input_names = ("image",)
     output_names = ("logits",)
     dynamic_axes = {"image": {0: "batch"}, "logits": {0: "batch"}}
+    # 28x28 images: larger batches amortise the per-layer overhead (1 thread, 5,000 validation
+    # images, a random sub-network: 1.8-1.9 s at 250 against 2.5-2.9 s at 64).
+    eval_batch = 250
 
     def __init__(self, space: SearchSpace, layout: Layout, seed: int = 0, checkpoint: PathLike | None = None,
                  data_dir: str | os.PathLike | None = None, calibration_images: int = CALIBRATION_IMAGES):
