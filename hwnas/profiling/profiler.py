@@ -88,7 +88,7 @@ class MeasurePolicy:
     @classmethod
     def quick(cls) -> MeasurePolicy:
         return cls(warmup=2, repeats=10, min_seconds=0.1, calibration_size=10,
-                   calibration_min_seconds=0.2, noise_blocks=3, wait_seconds=1.0)
+                   calibration_min_seconds=0.2, noise_blocks=3, reference_every=2, wait_seconds=0.5)
 
     def rounds_policy(self) -> RoundsPolicy:
         return RoundsPolicy(**{f.name: getattr(self, f.name) for f in fields(RoundsPolicy)})
