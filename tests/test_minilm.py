@@ -16,8 +16,10 @@ import torch
 from hwnas.errors import InputError
 from hwnas.supernets import check_supernet
 from hwnas.supernets.minilm import MINILM_CONFIG, ProbeSettings, fetch, hf, make_minilm_supernets, mr
+from hwnas.supernets.minilm.fast import SentenceBatches
 from hwnas.supernets.minilm.importance import apply_order, check_order
 from hwnas.supernets.minilm.network import EncoderStore, mean_pool
+from hwnas.supernets.minilm.probe import fit_probe
 
 #: Small slices of MR so that each probe fit embeds ~100 sentences.
 SMALL = ProbeSettings(probe_train=48, validation=48, fidelity=16, test=32)
@@ -178,6 +180,65 @@ def test_objectives_without_training(nets):
     assert np.all((acc > 0.5) & (acc <= 1.0))
     test = net.test_evaluate([full])
     assert 0.5 < test[0] <= 1.0
+
+
+def test_objectives_are_deterministic_across_supernet_instances():
+    """A fresh supernet (new batches, new fast weights) gives bit-identical objectives."""
+    config = {"D": 4, "A": [12, 3, 9, 6], "I": [384, 1536, 768, 1152]}
+    first, second = (make_minilm_supernets(SMALL)[0] for _ in range(2))
+    assert first.evaluate([config])[0] == second.evaluate([config])[0]
+    assert first.fidelity([config])[0] == second.fidelity([config])[0]
+
+
+@pytest.mark.parametrize("config", [None, {"D": 4, "A": [12, 3, 9, 6], "I": [384, 1536, 768, 1152]},
+                                    {"D": 1, "A": [3], "I": [384]}])
+def test_fast_embeddings_match_the_extracted_encoder(nets, config):
+    """What the objectives embed with (shared weights, fused QKV, SDPA, small batches) is what the
+    extracted sub-network — the exported model — computes, row by row."""
+    net = nets["minilm-mr"]
+    config = config or net.full_config()
+    split = net.task().validation
+    fast = net.sentence_embeddings(config, "validation", 40)
+    extracted = net.embed(net.encoder(config), split, 40)
+    assert fast.shape == extracted.shape == (40, 384)
+    assert np.max(np.abs(fast - extracted)) < 1e-4
+    cosine = np.sum(fast * extracted, axis=1) / np.linalg.norm(fast, axis=1) / np.linalg.norm(extracted, axis=1)
+    assert cosine.min() > 0.99999
+
+
+def test_sentence_batches_cover_each_sentence_once_sorted_and_trimmed(nets):
+    split = nets["minilm-mr"].task().train
+    batches = SentenceBatches.of(split, 300, tokens=256)
+    rows = np.concatenate(batches.rows)
+    assert batches.count == 300 and sorted(rows.tolist()) == list(range(300))
+    lengths = split.attention_mask[:300].sum(axis=1)
+    assert np.all(np.diff(lengths[rows]) >= 0)  # shortest first
+    for (ids, mask, types), part in zip(batches.batches, batches.rows):
+        assert ids.shape == mask.shape == types.shape and ids.shape[1] == lengths[part].max()
+        assert ids.numel() <= 256 or len(part) == 1
+        np.testing.assert_array_equal(ids.numpy(), split.input_ids[part, : ids.shape[1]])
+    assert len(batches.batches) > 1
+
+
+def test_newton_probe_is_scikit_learns_optimum(nets):
+    """The exact probe finds the minimiser scikit-learn's L-BFGS approaches (run here to a tight
+    tolerance), folded into logits the same way."""
+    from sklearn.linear_model import LogisticRegression
+
+    net = nets["minilm-mr"]
+    config = {"D": 2, "A": [6, 12], "I": [768, 384]}
+    x = net.sentence_embeddings(config, "train", 96).astype(np.float64)
+    y = net.task().train.labels[:96]
+    weight, bias = fit_probe(x, y, c=0.5)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    model = LogisticRegression(C=0.5, tol=1e-12, max_iter=100_000).fit((x - mean) / std, y)
+    decision = model.decision_function((x - mean) / std)
+    ours = x @ weight.T.astype(np.float64) + bias
+    np.testing.assert_allclose(ours[:, 1] - ours[:, 0], decision, rtol=1e-4, atol=1e-4)
+    lbfgs_weight, _ = fit_probe(x, y, c=0.5, solver="lbfgs")
+    assert np.max(np.abs(lbfgs_weight - weight)) < 0.05 * np.max(np.abs(weight))
+    with pytest.raises(ValueError, match="'sgd'"):
+        fit_probe(x, y, solver="sgd")
 
 
 # -- reference parity with transformers ---------------------------------------------------------

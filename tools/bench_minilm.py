@@ -2,16 +2,23 @@
 
     python tools/bench_minilm.py probe            # full model: probe accuracy on MR test
     python tools/bench_minilm.py random --n 100   # accuracy / fidelity / time over random sub-networks
+    python tools/bench_minilm.py time --n 20      # seconds per sub-network evaluation (the ≤ 5 s target)
     python tools/bench_minilm.py ose              # OSE's pick vs the exhaustive optimum of W, ê range
 
 * ``probe`` — the full model's mean-pooled embeddings, a logistic-regression probe
-  (:func:`hwnas.supernets.minilm.importance.fit_probe`) fitted on (a) the whole MR train split
+  (:func:`hwnas.supernets.minilm.probe.fit_probe`) fitted on (a) the whole MR train split
   (7,568 sentences) and (b) the search setting (the first ``ProbeSettings.probe_train``), scored
   on the whole MR test split (2,000). Target ≥ 75%; published MR results for scale (theirs):
   Kim's CNN 81.5% (Kim 2014).
 * ``random`` — ``--n`` seeded random configurations of ``minilm-mr``: the ``accuracy`` and
   ``fidelity`` objectives as a search computes them (one fresh supernet, so the time per
   evaluation includes the probe fit), with the wall time of each.
+* ``time`` — the search's cost of one evaluation: a fresh supernet, its one-off set-up (weights,
+  tokenised sentences, the full model's reference embeddings) timed apart, then ``--n`` seeded
+  random configurations of ``minilm-mr`` and the full one, each evaluated as a search does
+  (``accuracy`` and ``fidelity`` together: one embedding pass over the probe's training and
+  validation sentences and one probe fit); wall and CPU seconds per evaluation, median and
+  quartiles, with the load average before and after (a loaded machine inflates wall time).
 * ``ose`` — every configuration of ``minilm-mr-ose``: ê (brief fine-tuning loss from the
   pretrained weights, :func:`hwnas.evaluation.ose_proxy.brief_training_loss`, one setting Θ),
   p (parameters) and i (OSE's operation count at the default shape); the exhaustive optimum of W
@@ -61,14 +68,14 @@ def _write(name: str, document: dict) -> None:
 
 def probe(args: argparse.Namespace) -> dict:
     from hwnas.supernets.minilm import make_minilm_supernets
-    from hwnas.supernets.minilm.importance import fit_probe
+    from hwnas.supernets.minilm.probe import fit_probe
 
     net = make_minilm_supernets()[0]
     task = net.task()
     started = time.perf_counter()
-    encoder = net.encoder(net.full_config())
-    train = net.embed(encoder, task.train, len(task.train))
-    test = net.embed(encoder, task.test, len(task.test))
+    full = net.full_config()
+    train = net.sentence_embeddings(full, "train", len(task.train))
+    test = net.sentence_embeddings(full, "test", len(task.test))
     out = {"what": "probe accuracy of the full all-MiniLM-L6-v2 on MR test", "test_sentences": len(test)}
     for label, n in (("whole_train_split", len(train)), ("search_setting", net.probe_settings.probe_train)):
         weight, bias = fit_probe(train[:n], task.train.labels[:n], net.probe_settings.probe_c)
@@ -80,31 +87,62 @@ def probe(args: argparse.Namespace) -> dict:
     return out
 
 
-def random_subnets(args: argparse.Namespace) -> dict:
+def _timed_evaluation(net, config: dict) -> dict:
+    """accuracy and fidelity of ``config`` as a search computes them, with wall and CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    accuracy, fidelity = float(net.evaluate([config])[0]), float(net.fidelity([config])[0])
+    return {"config": config, "accuracy": accuracy, "fidelity": fidelity, "params": net.count_params(config),
+            "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
+
+
+def _evaluate_random(args: argparse.Namespace) -> tuple[object, dict, list[dict], dict]:
+    """A fresh ``minilm-mr`` supernet: (it, set-up seconds, ``--n`` random evaluations, the full one)."""
     from hwnas.supernets.minilm import make_minilm_supernets
 
     net = make_minilm_supernets()[0]
+    wall, cpu = time.perf_counter(), time.process_time()
     net.module()
-    started = time.perf_counter()
     net.reference_embeddings()
-    reference_s = time.perf_counter() - started
+    setup = {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
+             "what": "weights, importance order, tokenised MR, the full model's reference embeddings"}
     rows = []
     for number, config in enumerate(net.space.sample(args.n, seed=args.seed, unique=True), 1):
-        t = time.perf_counter()
-        accuracy, fidelity = float(net.evaluate([config])[0]), float(net.fidelity([config])[0])
-        rows.append({"config": config, "accuracy": accuracy, "fidelity": fidelity, "params": net.count_params(config),
-                     "seconds": time.perf_counter() - t})
-        print(f"[{number}/{args.n}] acc {accuracy:.4f} fid {fidelity:.4f} {rows[-1]['seconds']:.1f}s", file=sys.stderr)
-    full = net.full_config()
-    t = time.perf_counter()
-    full_scores = {"accuracy": float(net.evaluate([full])[0]), "fidelity": float(net.fidelity([full])[0]),
-                   "seconds": time.perf_counter() - t}
+        rows.append(_timed_evaluation(net, config))
+        print(f"[{number}/{args.n}] acc {rows[-1]['accuracy']:.4f} fid {rows[-1]['fidelity']:.4f} "
+              f"{rows[-1]['seconds']:.2f}s (cpu {rows[-1]['cpu_seconds']:.2f}s)", file=sys.stderr)
+    full = _timed_evaluation(net, net.full_config())
+    return net, setup, rows, full
+
+
+def time_evaluations(args: argparse.Namespace) -> dict:
+    load_before = list(os.getloadavg())
+    net, setup, rows, full = _evaluate_random(args)
+    out = {"what": f"seconds per evaluation (accuracy + fidelity) of {args.n} random sub-networks of minilm-mr "
+                   f"(seed {args.seed}) and of the full model, one fresh supernet",
+           "probe_settings": vars(net.probe_settings),
+           "seconds_per_evaluation": _stats([r["seconds"] for r in rows]),
+           "cpu_seconds_per_evaluation": _stats([r["cpu_seconds"] for r in rows]),
+           "full_model": full, "setup": setup, "target_seconds": 5.0,
+           "load_average_at_start": load_before, "rows": rows}
+    for key in ("seconds_per_evaluation", "cpu_seconds_per_evaluation"):
+        s = out[key]
+        print(f"{key}: median {s['median']:.2f} (p25 {s['p25']:.2f}, p75 {s['p75']:.2f}, "
+              f"min {s['min']:.2f}, max {s['max']:.2f})")
+    print(f"full model: {full['seconds']:.2f}s (cpu {full['cpu_seconds']:.2f}s); set-up {setup['seconds']:.1f}s")
+    return out
+
+
+def random_subnets(args: argparse.Namespace) -> dict:
+    net, setup, rows, full_row = _evaluate_random(args)
+    reference_s = setup["seconds"]
+    full_scores = {k: full_row[k] for k in ("accuracy", "fidelity", "seconds", "cpu_seconds")}
     out = {"what": f"{args.n} random sub-networks of minilm-mr (seed {args.seed})",
            "probe_settings": vars(net.probe_settings) if hasattr(net.probe_settings, "__dict__") else None,
            "accuracy": _stats([r["accuracy"] for r in rows]), "fidelity": _stats([r["fidelity"] for r in rows]),
            "seconds_per_evaluation": _stats([r["seconds"] for r in rows]),
+           "cpu_seconds_per_evaluation": _stats([r["cpu_seconds"] for r in rows]),
            "spearman_accuracy_fidelity": _spearman([r["accuracy"] for r in rows], [r["fidelity"] for r in rows]),
-           "full_model": full_scores, "reference_embeddings_s": reference_s, "rows": rows}
+           "full_model": full_scores, "setup_s": reference_s, "rows": rows}
     for key in ("accuracy", "fidelity", "seconds_per_evaluation"):
         s = out[key]
         print(f"{key}: min {s['min']:.3f} median {s['median']:.3f} max {s['max']:.3f}")
@@ -174,8 +212,8 @@ def ose(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("probe", "random", "ose"))
-    parser.add_argument("--n", type=int, default=100, help="random: sub-networks")
+    parser.add_argument("what", choices=("probe", "random", "time", "ose"))
+    parser.add_argument("--n", type=int, default=None, help="random / time: sub-networks (default 100 / 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20, help="ose: brief fine-tuning steps s")
     parser.add_argument("--batch", type=int, default=32)
@@ -189,8 +227,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.n is None:
+        args.n = 20 if args.what == "time" else 100
+    if args.n < 1:
+        parser.error(f"--n must be at least 1, got {args.n}")
     started = time.perf_counter()
-    document = {"probe": probe, "random": random_subnets, "ose": ose}[args.what](args)
+    document = {"probe": probe, "random": random_subnets, "time": time_evaluations, "ose": ose}[args.what](args)
     document.update(machine=_machine(), total_wall_s=time.perf_counter() - started,
                     command=f"python tools/bench_minilm.py {' '.join(sys.argv[1:])}")
     _write(args.what + ("_partial" if args.what == "ose" and args.partial else ""), document)

@@ -12,7 +12,8 @@ weights permuted accordingly (:func:`apply_order`): rows of Q, K, V and columns 
 output by head, rows of the FFN input and columns of the FFN output by neuron. A permutation does
 not change what the full model computes, only which heads and neurons "the first k" are.
 
-The order is computed once (deterministic: fixed sentences, fixed batches, L-BFGS probe) and
+The order is computed once (deterministic: fixed sentences, fixed batches, the L-BFGS probe of
+:func:`~hwnas.supernets.minilm.probe.fit_probe`) and
 stored as JSON beside the checkpoint (:data:`ORDER_FILE`), keyed by the SHA-256 of its weights.
 """
 
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from hwnas.errors import InputError
 from hwnas.fileio import atomic_write_text
 from hwnas.supernets.minilm.network import EncoderStore, mean_pool
+from hwnas.supernets.minilm.probe import fit_probe
 
 SCHEMA = "hwnas-importance/1"
 ORDER_FILE = "hwnas-importance.json"
@@ -57,28 +59,6 @@ def _masked_layer(layer: Any, x: torch.Tensor, mask: torch.Tensor, head_mask: to
     return layer.ffn_norm(x + layer.ffn_out(y))
 
 
-def fit_probe(embeddings: np.ndarray, labels: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic regression on standardised embeddings, folded back into one linear map.
-
-    Args:
-        embeddings: float [N, H]; labels: int [N] in {0, …, C-1}.
-        c: inverse L2 strength of scikit-learn's ``LogisticRegression``.
-    Returns:
-        (weight float32 [C, H], bias float32 [C]) with ``logits = x @ weight.T + bias``, equal to the
-        fitted model's decision function on raw embeddings (for two classes: ±half of it per class,
-        so that softmax gives the model's probabilities).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    x = np.asarray(embeddings, dtype=np.float64)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / std, labels)
-    coef, intercept = model.coef_ / std, model.intercept_ - (model.coef_ / std) @ mean
-    if coef.shape[0] == 1:  # binary: decision d → logits (-d/2, +d/2)
-        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    return coef.astype(np.float32), intercept.astype(np.float32)
-
-
 def _batches(feeds_of, n: int) -> list[dict[str, torch.Tensor]]:
     return [{k: torch.as_tensor(v) for k, v in feeds_of(np.arange(i, min(i + BATCH, n))).items()}
             for i in range(0, n, BATCH)]
@@ -97,7 +77,7 @@ def compute_order(store: EncoderStore, split: Any, rows: np.ndarray) -> dict[str
         pooled = torch.cat([mean_pool(store.hidden_states(b["input_ids"], b["attention_mask"], b["token_type_ids"],
                                                           tuple(l.spec for l in store.layers)), b["attention_mask"])
                             for b in batches])
-    weight, bias = (torch.as_tensor(t) for t in fit_probe(pooled.numpy(), labels.numpy()))
+    weight, bias = (torch.as_tensor(t) for t in fit_probe(pooled.numpy(), labels.numpy(), solver="lbfgs"))
     head_mask = torch.ones(config.layers, config.heads, requires_grad=True)
     ffn_mask = torch.ones(config.layers, config.intermediate, requires_grad=True)
     head_score = torch.zeros(config.layers, config.heads)

@@ -10,7 +10,8 @@ size stays the checkpoint's. Its outputs are ``last_hidden_state`` [B, S, H] and
 a fixed set of MR training sentences (:class:`ProbeSettings`).
 
 Objectives that need no training (one pass over :attr:`ProbeSettings.probe_train` +
-:attr:`ProbeSettings.validation` sentences per configuration, cached):
+:attr:`ProbeSettings.validation` sentences per configuration, cached; run on the shared weights
+by :class:`~hwnas.supernets.minilm.fast.FastEncoder` over sentences tokenised and batched once):
 
 * ``accuracy`` (:meth:`evaluate`) — MR validation accuracy of the probe; ``test_evaluate``: the
   same probe on MR test sentences;
@@ -46,12 +47,14 @@ from hwnas.supernets.base import BuiltBlock, Feeds, Shape
 from hwnas.supernets.bert.network import LayerSpec
 from hwnas.supernets.bert.supernet import BertSpaceSettings, ElasticBert
 from hwnas.supernets.minilm import hf, importance
+from hwnas.supernets.minilm.fast import FastEncoder, SentenceBatches
 from hwnas.supernets.minilm.network import EncoderStore, PooledProbe, SentenceEncoder, mean_pool
+from hwnas.supernets.minilm.probe import fit_probe
 from hwnas.task import Task
 
 NUM_LABELS = 2
-EMBED_BATCH = 128
-"""Sentences per forward pass when embedding (sorted by length, trimmed)."""
+EMBED_BATCH = 32
+"""Sentences per forward pass of :meth:`PretrainedBert.embed` (sorted by length, trimmed)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ class PretrainedBert(ElasticBert):
         self._task_fn, self._require = task, require
         self.probe_settings = probe
         self._store: EncoderStore | None = None
+        self._fast: FastEncoder | None = None
+        self._sentences: dict[str, SentenceBatches] = {}
         self._scores: dict[str, tuple[float, float, np.ndarray, np.ndarray]] = {}
         self._reference: np.ndarray | None = None
 
@@ -133,6 +138,7 @@ class PretrainedBert(ElasticBert):
                 order, config.layers, config.heads, config.intermediate,
                 str(self.checkpoint_dir / importance.ORDER_FILE)))
             self._store = store
+            self._fast = FastEncoder(store)
         return self._store
 
     def _compute_order(self, store: EncoderStore) -> dict[str, list[list[int]]]:
@@ -163,8 +169,22 @@ class PretrainedBert(ElasticBert):
         return self.module().extract(self.specs(config), PooledProbe(self.checkpoint_config.hidden, NUM_LABELS))
 
     # -- the no-training objectives ------------------------------------------------------------
+    def sentence_embeddings(self, config: Config, split: str, n: int) -> np.ndarray:
+        """``config``'s mean-pooled embeddings of the first ``n`` sentences of the MR split ``split``
+        ("train", "validation" or "test"), float32 [n, H] in row order — what
+        ``mean_pool(self.encoder(config).encode(...))`` gives, computed on the shared weights
+        (:class:`~hwnas.supernets.minilm.fast.FastEncoder`)."""
+        specs = self.specs(config)
+        self.module()
+        key = f"{split}:{n}"
+        if key not in self._sentences:
+            self._sentences[key] = SentenceBatches.of(getattr(self.task(), split), n)
+        assert self._fast is not None
+        return self._fast.embed(self._sentences[key], specs)
+
     def embed(self, encoder: SentenceEncoder, split: Any, n: int) -> np.ndarray:
-        """Mean-pooled embeddings of the first ``n`` sentences of ``split``, float32 [n, H] (row order)."""
+        """Mean-pooled embeddings of the first ``n`` sentences of ``split`` by a standalone
+        ``encoder`` (e.g. an extracted one), float32 [n, H] (row order)."""
         n = min(n, len(split))
         rows = np.arange(n)
         lengths = split.attention_mask[:n].sum(axis=1)
@@ -184,10 +204,9 @@ class PretrainedBert(ElasticBert):
         key = self.space.key(config)
         if key not in self._scores:
             task, p = self.task(), self.probe_settings
-            encoder = self.encoder(config)
-            train = self.embed(encoder, task.train, p.probe_train)
-            weight, bias = importance.fit_probe(train, task.train.labels[: len(train)], p.probe_c)
-            val = self.embed(encoder, task.validation, p.validation)
+            train = self.sentence_embeddings(config, "train", p.probe_train)
+            weight, bias = fit_probe(train, task.train.labels[: len(train)], p.probe_c)
+            val = self.sentence_embeddings(config, "validation", p.validation)
             labels = task.validation.labels[: len(val)]
             accuracy = float(np.mean(np.argmax(val @ weight.T + bias, axis=1) == labels))
             n = min(p.fidelity, len(val))
@@ -198,10 +217,12 @@ class PretrainedBert(ElasticBert):
         return self._scores[key]
 
     def reference_embeddings(self) -> np.ndarray:
-        """The full model's embeddings of the fidelity sentences, float32 [n, H]."""
+        """The full model's embeddings of the fidelity sentences, float32 [n, H] (computed once, in
+        the same batches as every configuration's validation embeddings)."""
         if self._reference is None:
-            full = self.encoder(self.full_config())
-            self._reference = self.embed(full, self.task().validation, self.probe_settings.fidelity)
+            p = self.probe_settings
+            full = self.sentence_embeddings(self.full_config(), "validation", p.validation)
+            self._reference = full[: min(p.fidelity, len(full))]
         return self._reference
 
     def full_config(self) -> Config:
@@ -232,7 +253,7 @@ class PretrainedBert(ElasticBert):
         for config in configs:
             _, _, weight, bias = self._score(config)
             test = self.task().test
-            emb = self.embed(self.encoder(config), test, self.probe_settings.test)
+            emb = self.sentence_embeddings(config, "test", self.probe_settings.test)
             out.append(float(np.mean(np.argmax(emb @ weight.T + bias, axis=1) == test.labels[: len(emb)])))
         return np.asarray(out, dtype=np.float64)
 
