@@ -167,3 +167,30 @@ def test_under_load_that_never_lets_up_the_least_disturbed_rounds_are_used():
     assert noise_report(state, list(TRUE_MS), POLICY)["noisy"]
     errs = errors(state)
     assert all(0.18 < e < 0.22 for e in errs.values()), errs  # the load's 20%, not the bursts' 140%
+
+
+def test_a_slow_spell_seen_by_a_reference_is_waited_out_before_measuring():
+    # The machine is 1.7x slower for a spell that no CPU meter sees; each sleep lets the fake
+    # clock (the call count) move on. With a sleep the scheduler waits the spell out instead of
+    # measuring into it; without one it measures on and the spell's samples must be re-measured.
+    policy = replace(POLICY, reference_every=1, wait_seconds=3.0, wait_step=0.25)
+
+    def slowed(state):
+        return sum(1 for item, ss in state["samples"].items() for s in ss if s["ms"] > 1.5 * TRUE_MS[item])
+
+    timer = FakeTimer(bursts=[(20, 45, 1.7, 0.0)])
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        timer.calls.append("<sleep>")  # time passes
+
+    waited = Scheduler(list(TRUE_MS), REFS, timer, policy, seed=7, sleep=sleep).run()
+    assert slept and waited["waited_seconds"] == sum(slept)
+    assert max(abs(e) for e in errors(waited, policy).values()) < 0.011
+    assert not noise_report(waited, list(TRUE_MS), policy)["noisy"]
+
+    plain = Scheduler(list(TRUE_MS), REFS, FakeTimer(bursts=[(20, 45, 1.7, 0.0)]), policy, seed=7).run()
+    assert plain.get("waited_seconds", 0.0) == 0.0
+    assert max(abs(e) for e in errors(plain, policy).values()) < 0.011  # re-measured instead
+    assert slowed(waited) < slowed(plain) and slowed(plain) >= 5
