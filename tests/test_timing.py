@@ -109,3 +109,14 @@ def test_noise_floor():
     b = Timing(3.0, 2.9, 3.1, 3.2, 2.8, 10, 1, 0.03)
     assert noise_floor(a, b) == pytest.approx(1.0)
     assert noise_floor(a, a) == 0.0
+
+
+def test_pinned_gives_the_process_its_cores_back():
+    import psutil
+
+    from hwnas.profiling.timing import pinned
+
+    before = psutil.Process().cpu_affinity()
+    with pinned(1) as cores:
+        assert psutil.Process().cpu_affinity() == cores and len(cores) == 1
+    assert psutil.Process().cpu_affinity() == before

@@ -43,7 +43,7 @@ from hwnas.profiling.timing import (
     check_ep,
     make_session,
     nodes_by_provider,
-    pin_threads,
+    pinned,
     time_session,
 )
 from hwnas.space import Config, SearchSpace
@@ -344,15 +344,16 @@ class Profiler:
                               reference_timer=self._reference_timer, sleep=time.sleep)
         if on_start:
             on_start(scheduler.planned())
-        self._meter.cores = pin_threads(self.threads)  # interference: other processes on our cores
         self._stats = {k: 0.0 for k in ("wall_seconds", "ort_run_seconds", "export_seconds", "session_seconds")}
         started = time.perf_counter()
         self._last_save = 0.0
         self.profile.failures = {}
         try:
-            if todo:
-                scheduler.run()
-                self._finish(todo, rounds_policy)
+            with pinned(self.threads) as cores:
+                self._meter.cores = cores  # interference: other processes on our cores
+                if todo:
+                    scheduler.run()
+                    self._finish(todo, rounds_policy)
         finally:
             self._stats["wall_seconds"] = time.perf_counter() - started
             for k, v in self._stats.items():
@@ -552,8 +553,6 @@ def time_whole_model(
     measured again (up to ``max_passes`` passes), and the result is the median of the clean
     rounds' medians (:func:`hwnas.profiling.rounds.estimate`) — one slow spell of the machine
     during one session cannot make a deployed model look slower than its prediction."""
-    cores = pin_threads(threads)
-    meter = CpuMeter(cores)
     rounds_policy = policy.rounds_policy()
 
     def one_round(item: str) -> Sample:
@@ -565,7 +564,9 @@ def time_whole_model(
         extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
         return Sample(timing.median_ms, meter.others(), extra)
 
-    state = Scheduler(["model"], [], one_round, rounds_policy).run()
+    with pinned(threads) as cores:
+        meter = CpuMeter(cores)
+        state = Scheduler(["model"], [], one_round, rounds_policy).run()
     samples = state["samples"]["model"]
     entry = _entry(estimate(samples, rounds_policy), samples, policy.warmup)
     return Timing(**{f.name: entry[f.name] for f in fields(Timing)})

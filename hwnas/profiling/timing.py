@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -141,6 +143,25 @@ def pin_threads(threads: int) -> list[int] | None:
         return cores
     except (psutil.Error, OSError, ValueError):
         return None
+
+
+@contextmanager
+def pinned(threads: int) -> Iterator[list[int] | None]:
+    """Pin this process to its first ``threads`` allowed cores (:func:`pin_threads`) inside the
+    block and give it back the affinity it had afterwards, so a profile or measurement made from a
+    notebook or a test does not leave the process (and every process it starts) on fewer cores."""
+    try:
+        before = psutil.Process().cpu_affinity() if hasattr(psutil.Process, "cpu_affinity") else None
+    except (psutil.Error, OSError):
+        before = None
+    try:
+        yield pin_threads(threads)
+    finally:
+        if before is not None:
+            try:
+                psutil.Process().cpu_affinity(before)
+            except (psutil.Error, OSError, ValueError):
+                pass
 
 
 @dataclass(frozen=True)
