@@ -171,9 +171,10 @@ def test_failed_block_is_reported_by_key_and_the_rest_measured(tmp_path):
 
 
 def test_profile_cli_bad_input_exits_2(tmp_path):
+    from inprocess import hwnas  # main() in this process (the CLI as a process: test_cli_foundation)
+
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "hwnas.cli", "profile", *args], capture_output=True,
-                              text=True, timeout=120, check=False)
+        return hwnas("profile", *args)
 
     unknown = run("--space", "nope", "--out", str(tmp_path / "p.json"))
     assert unknown.returncode == 2 and "'nope'" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1
