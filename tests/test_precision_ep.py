@@ -28,7 +28,7 @@ from hwnas.profiling.profile import load_profile
 from hwnas.profiling.profiler import MeasurePolicy, Profiler
 from hwnas.profiling.timing import check_ep, nodes_by_provider, require_provider
 
-from inprocess import hwnas  # noqa: E402 (tests/ is on sys.path under pytest; main() in this process)
+from inprocess import hwnas as run_here  # noqa: E402 (tests/ is on sys.path under pytest; main() in this process)
 from test_deploy import write_profile  # noqa: E402
 
 TINY = MeasurePolicy(warmup=1, repeats=2, min_seconds=0.0, calibration_size=5, calibration_min_seconds=0.0,
@@ -130,7 +130,7 @@ def test_nodes_by_provider_counts_the_nodes_that_ran():
 def test_openvino_without_the_provider_exits_2_with_the_setup_hint(tmp_path):
     with pytest.raises(InputError, match="OpenVINOExecutionProvider.*pip install onnxruntime-openvino"):
         check_ep("openvino")
-    done = hwnas("profile", "--space", "bert-mini", "--ep", "openvino", "--quick", "--out", str(tmp_path / "p.json"))
+    done = run_here("profile", "--space", "bert-mini", "--ep", "openvino", "--quick", "--out", str(tmp_path / "p.json"))
     assert done.returncode == 2, done.stderr
     assert "OpenVINOExecutionProvider" in done.stderr and "onnxruntime-openvino" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.json").exists()
@@ -186,6 +186,6 @@ def test_profile_cli_int8_quick_records_precision(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["precision"] == "int8" and "-int8-" in summary["device_id"] and summary["blocks"] == 11
-    bad = hwnas("profile", "--space", "bert-mini", "--precision", "int4", "--out", str(tmp_path / "q.json"))
+    bad = run_here("profile", "--space", "bert-mini", "--precision", "int4", "--out", str(tmp_path / "q.json"))
     assert bad.returncode == 2 and "int4" in bad.stderr
     assert os.path.exists(out)
