@@ -4,10 +4,9 @@ noisy-profile warning in predict, search and export."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
@@ -35,11 +34,6 @@ TINY = MeasurePolicy(warmup=1, repeats=2, min_seconds=0.0, calibration_size=5, c
                      noise_blocks=2, rounds=2, max_passes=1, interference_max=64.0)
 SHAPE = {"batch": 1, "seq_len": 8}
 OPENVINO = "OpenVINOExecutionProvider" in ort.get_available_providers()
-
-
-def cli(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=cwd)
 
 
 def tiny_model() -> bytes:
@@ -179,10 +173,14 @@ def test_noisy_profile_is_warned_about_by_predict_search_and_export(tmp_path, be
     assert "noisy" not in err
 
 
-def test_profile_cli_int8_quick_records_precision(tmp_path):
+def test_profile_cli_int8_quick_records_precision(tmp_path, monkeypatch):
+    # --quick with the interference threshold out of reach and no re-measurement passes (as TINY):
+    # this checks what is recorded, and a loaded machine made it re-measure for a minute.
+    quick = dataclasses.replace(MeasurePolicy.quick(), interference_max=64.0, max_passes=0)
+    monkeypatch.setattr(MeasurePolicy, "quick", classmethod(lambda cls: quick))
     out = tmp_path / "p.json"
-    done = cli("profile", "--space", "bert-mini", "--precision", "int8", "--quick", "--threads", "1",
-               "--seq-len", "8", "--out", str(out), "--json")
+    done = run_here("profile", "--space", "bert-mini", "--precision", "int8", "--quick", "--threads", "1",
+                    "--seq-len", "8", "--out", str(out), "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["precision"] == "int8" and "-int8-" in summary["device_id"] and summary["blocks"] == 11
