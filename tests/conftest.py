@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 import torch
 
@@ -21,3 +22,15 @@ def bert_nets():
         return cache[name]
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _restore_cpu_affinity():
+    """Profiles and measurements run in this process pin it to their ``--threads`` cores
+    (:func:`hwnas.profiling.timing.pin_threads`) and leave it so; put the affinity back after
+    each test, or every later subprocess, fork-server child and Ray worker inherits one core."""
+    proc = psutil.Process()
+    before = proc.cpu_affinity() if hasattr(proc, "cpu_affinity") else None
+    yield
+    if before is not None and proc.cpu_affinity() != before:
+        proc.cpu_affinity(before)

@@ -1,5 +1,7 @@
-"""Test plug-ins for the Ray tests: the example digits MLP whose accuracy takes ``DELAY_S`` per
-configuration (so a worker can be killed while it is evaluating), and one whose evaluation
+"""Test plug-ins for the Ray tests: the example digits MLP with briefly trained weights
+(``BRIEF``: a Ray worker trains them in well under a second instead of several; the tests
+compare Ray runs with local runs, never accuracies), the same whose accuracy takes ``DELAY_S``
+per configuration (so a worker can be killed while it is evaluating), and one whose evaluation
 raises on one planted configuration. Imported by Ray workers too (tests/ is on their
 PYTHONPATH)."""
 
@@ -9,12 +11,14 @@ import time
 
 import numpy as np
 
-from hwnas.examples.mlp_digits import ElasticMLP
+from hwnas.examples.mlp_digits import ElasticMLP, TrainSettings
 from hwnas.space import Config
 
 DELAY_S = 0.15
 #: The configuration ``make_failing``'s evaluation raises on (row 8 of an nsga2 seed-0, population-10 run).
 FAIL_KEY = '{"D":2,"W":[4,4]}'
+#: Training of the test plug-ins' shared weights (the example's default is 400 steps).
+BRIEF = TrainSettings(steps=20)
 
 
 class SlowDigits(ElasticMLP):
@@ -34,11 +38,15 @@ class SlowDigits(ElasticMLP):
         return self._scorer.evaluate(configs)
 
 
+def make_fast() -> list[ElasticMLP]:
+    return [ElasticMLP(BRIEF)]
+
+
 def make_slow() -> list[ElasticMLP]:
-    return [SlowDigits()]
+    return [SlowDigits(BRIEF)]
 
 
 def make_failing() -> list[ElasticMLP]:
-    net = SlowDigits()
+    net = SlowDigits(BRIEF)
     net.fail_key = FAIL_KEY
     return [net]

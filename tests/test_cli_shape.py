@@ -1,21 +1,17 @@
-"""`--shape KEY=VALUE` on profile / predict / measure: parsing, error paths, one real measure."""
+"""`--shape KEY=VALUE` on profile / predict / measure: parsing, error paths, one real measure.
+Commands run through ``hwnas.cli.main`` in this process (tests/inprocess.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import click
 import pytest
 
 from hwnas.commands.common import parse_shape
+from inprocess import hwnas as run  # noqa: E402 (tests/ is on sys.path under pytest)
 
 CONFIG = '{"D": 1, "A": [1], "I": [128]}'
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_parse_shape_merges_items_and_shorthands():

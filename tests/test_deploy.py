@@ -8,7 +8,6 @@ so these tests do not depend on the search algorithms.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -35,7 +34,6 @@ from hwnas.search.store import RunDirectory, read_run
 from hwnas.supernets.bert import make_bert_supernet
 
 SPACE = "bert-mini"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_profile(net, path: Path) -> Path:
@@ -253,9 +251,11 @@ def test_report_files_for_export_and_run(work):
 
 
 def hwnas(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=ROOT)
+    """``hwnas ARGS`` through main() in this process (tests/inprocess.py; an interpreter start
+    costs seconds)."""
+    from inprocess import hwnas as here
+
+    return here(*args)
 
 
 def test_bad_runs_are_refused_before_any_work(work, tmp_path):

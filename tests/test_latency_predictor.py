@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -104,8 +102,10 @@ def test_fingerprint_mismatch_is_warned(bert_nets):
 
 
 def _predict_cli(profile_path, config: str):
-    return subprocess.run([sys.executable, "-m", "hwnas.cli", "predict", "--profile", str(profile_path),
-                           "--config", config, "--json"], capture_output=True, text=True, timeout=120, check=False)
+    """`hwnas predict` through main() in this process (tests/inprocess.py)."""
+    from inprocess import hwnas
+
+    return hwnas("predict", "--profile", str(profile_path), "--config", config, "--json")
 
 
 def test_predict_cli_warns_on_other_device_and_without_calibration(bert_nets, tmp_path):

@@ -93,10 +93,21 @@ def test_first_use_inside_inference_mode_still_trains():
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory) -> Path:
-    """A quick CPU profile of mlp-digits made by `hwnas profile` (one thread)."""
+    """A quick CPU profile of mlp-digits made by `hwnas profile` (one thread; through main() in
+    this process, with --quick's interference threshold out of reach and no re-measurement passes:
+    the tests here use the profile, they do not test measurement, and a loaded machine made it
+    re-measure for half a minute)."""
+    from dataclasses import replace
+
+    from inprocess import hwnas
+    from hwnas.profiling.profiler import MeasurePolicy
+
     path = tmp_path_factory.mktemp("profile") / "mlp.json"
-    result = run("profile", "--supernet", SPEC, "--space", "mlp-digits", "--ep", "cpu", "--quick",
-                 "--threads", "1", "--out", str(path), "--json")
+    quick = replace(MeasurePolicy.quick(), interference_max=64.0, max_passes=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MeasurePolicy, "quick", classmethod(lambda cls: quick))
+        result = hwnas("profile", "--supernet", SPEC, "--space", "mlp-digits", "--ep", "cpu", "--quick",
+                       "--threads", "1", "--out", str(path), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["complete"] and summary["blocks"] == 20 and summary["calibration"] == 10
@@ -131,10 +142,14 @@ def test_search_then_export_the_front_from_the_cli(net, profile, tmp_path):
 
     out = tmp_path / "export"
     # run.json names the plug-in, but a run directory never chooses the code hwnas imports
-    refused = run("export", "--run", str(runs), "--top", "2", "--threads", "1", "--out", str(out))
+    # export through main() in this process: its weights are trained here already (the search above
+    # showed that another process trains the same ones)
+    from inprocess import hwnas
+
+    refused = hwnas("export", "--run", str(runs), "--top", "2", "--threads", "1", "--out", str(out))
     assert refused.returncode == 2 and f"--supernet {SPEC}" in refused.stderr and not out.exists()
-    result = run("export", "--run", str(runs), "--supernet", SPEC, "--top", "2", "--threads", "1",
-                 "--out", str(out), "--json")
+    result = hwnas("export", "--run", str(runs), "--supernet", SPEC, "--top", "2", "--threads", "1",
+                   "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
     models = json.loads(result.stdout)["models"]
     assert len(models) == 2

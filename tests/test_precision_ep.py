@@ -4,10 +4,9 @@ noisy-profile warning in predict, search and export."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
@@ -28,17 +27,13 @@ from hwnas.profiling.profile import load_profile
 from hwnas.profiling.profiler import MeasurePolicy, Profiler
 from hwnas.profiling.timing import check_ep, nodes_by_provider, require_provider
 
-from test_deploy import write_profile  # noqa: E402 (tests/ is on sys.path under pytest)
+from inprocess import hwnas as run_here  # noqa: E402 (tests/ is on sys.path under pytest; main() in this process)
+from test_deploy import write_profile  # noqa: E402
 
 TINY = MeasurePolicy(warmup=1, repeats=2, min_seconds=0.0, calibration_size=5, calibration_min_seconds=0.0,
                      noise_blocks=2, rounds=2, max_passes=1, interference_max=64.0)
 SHAPE = {"batch": 1, "seq_len": 8}
 OPENVINO = "OpenVINOExecutionProvider" in ort.get_available_providers()
-
-
-def cli(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=cwd)
 
 
 def tiny_model() -> bytes:
@@ -129,7 +124,7 @@ def test_nodes_by_provider_counts_the_nodes_that_ran():
 def test_openvino_without_the_provider_exits_2_with_the_setup_hint(tmp_path):
     with pytest.raises(InputError, match="OpenVINOExecutionProvider.*pip install onnxruntime-openvino"):
         check_ep("openvino")
-    done = cli("profile", "--space", "bert-mini", "--ep", "openvino", "--quick", "--out", str(tmp_path / "p.json"))
+    done = run_here("profile", "--space", "bert-mini", "--ep", "openvino", "--quick", "--out", str(tmp_path / "p.json"))
     assert done.returncode == 2, done.stderr
     assert "OpenVINOExecutionProvider" in done.stderr and "onnxruntime-openvino" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.json").exists()
@@ -144,7 +139,15 @@ def test_openvino_profile_runs_on_openvino_and_reports_node_placement(tmp_path, 
     assert profile.placement["nodes_by_provider"].get("OpenVINOExecutionProvider", 0) > 0
 
 
-def test_noisy_profile_is_warned_about_by_predict_search_and_export(tmp_path, bert_nets):
+def test_noisy_profile_is_warned_about_by_predict_search_and_export(tmp_path, bert_nets, capsys):
+    from hwnas.cli import main  # in this process: four interpreters importing torch would cost seconds each
+
+    def said(*args: str) -> tuple[str, str]:
+        """(stdout, stderr with rich's line wrapping undone) of a command that succeeds."""
+        main(list(args))
+        out, err = capsys.readouterr()
+        return out, " ".join(err.split())
+
     net = bert_nets("bert-mini")
     path = write_profile(net, tmp_path / "noisy.json")
     data = json.loads(path.read_text())
@@ -154,32 +157,33 @@ def test_noisy_profile_is_warned_about_by_predict_search_and_export(tmp_path, be
     path.write_text(json.dumps(data))
     assert load_profile(path).noisy
     config = json.dumps(net.space.sample(1, seed=0)[0])
-    predicted = cli("predict", "--profile", str(path), "--config", config, "--json")
-    assert predicted.returncode == 0, predicted.stderr
-    said = " ".join(predicted.stderr.split())  # rich wraps long lines
-    assert "is noisy: 7 of 11 items" in said and "1.02 cores" in said and "drifted up to 31%" in said
-    searched = cli("search", "--space", "bert-mini", "--algo", "random", "--objectives", "params,latency",
-                   "--evals", "12", "--population", "12", "--profile", str(path), "--out", str(tmp_path / "run"), "--json")
-    assert searched.returncode == 0, searched.stderr
-    assert "is noisy: 7 of 11 items" in " ".join(searched.stderr.split())
-    exported = cli("export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "models"), "--top", "1",
-                   "--threads", "1", timeout=600)
-    assert exported.returncode == 0, exported.stderr
+    _, err = said("predict", "--profile", str(path), "--config", config, "--json")
+    assert "is noisy: 7 of 11 items" in err and "1.02 cores" in err and "drifted up to 31%" in err
+    _, err = said("search", "--space", "bert-mini", "--algo", "random", "--objectives", "params,latency",
+                  "--evals", "12", "--population", "12", "--profile", str(path), "--out", str(tmp_path / "run"),
+                  "--json")
+    assert "is noisy: 7 of 11 items" in err
+    _, err = said("export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "models"), "--top", "1",
+                  "--threads", "1")
     manifest = json.loads((tmp_path / "models" / "manifest.json").read_text())
     assert any("is noisy: 7 of 11 items" in w for w in manifest["warnings"])
-    assert "is noisy" in " ".join(exported.stderr.split())
+    assert "is noisy" in err
     clean = write_profile(net, tmp_path / "clean.json")
-    quiet = cli("predict", "--profile", str(clean), "--config", config, "--json")
-    assert quiet.returncode == 0 and "noisy" not in quiet.stderr
+    _, err = said("predict", "--profile", str(clean), "--config", config, "--json")
+    assert "noisy" not in err
 
 
-def test_profile_cli_int8_quick_records_precision(tmp_path):
+def test_profile_cli_int8_quick_records_precision(tmp_path, monkeypatch):
+    # --quick with the interference threshold out of reach and no re-measurement passes (as TINY):
+    # this checks what is recorded, and a loaded machine made it re-measure for a minute.
+    quick = dataclasses.replace(MeasurePolicy.quick(), interference_max=64.0, max_passes=0)
+    monkeypatch.setattr(MeasurePolicy, "quick", classmethod(lambda cls: quick))
     out = tmp_path / "p.json"
-    done = cli("profile", "--space", "bert-mini", "--precision", "int8", "--quick", "--threads", "1",
-               "--seq-len", "8", "--out", str(out), "--json")
+    done = run_here("profile", "--space", "bert-mini", "--precision", "int8", "--quick", "--threads", "1",
+                    "--seq-len", "8", "--out", str(out), "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["precision"] == "int8" and "-int8-" in summary["device_id"] and summary["blocks"] == 11
-    bad = cli("profile", "--space", "bert-mini", "--precision", "int4", "--out", str(tmp_path / "q.json"))
+    bad = run_here("profile", "--space", "bert-mini", "--precision", "int4", "--out", str(tmp_path / "q.json"))
     assert bad.returncode == 2 and "int4" in bad.stderr
     assert os.path.exists(out)

@@ -94,10 +94,14 @@ def test_from_genes_rejects_bad_vectors():
 def test_sampling_is_seeded_valid_and_unique_on_request():
     assert BERT_MINI.sample(20, seed=3) == BERT_MINI.sample(20, seed=3)
     assert BERT_MINI.sample(20, seed=3) != BERT_MINI.sample(20, seed=4)
-    unique = BERT_OSE.sample(300, seed=0, unique=True)
+    unique = BERT_OSE.sample(300, seed=0, unique=True)  # every configuration of bert-ose
     assert len({BERT_OSE.key(c) for c in unique}) == 300
-    with pytest.raises(InputError):
-        BERT_OSE.sample(301, seed=0, unique=True)
+    # One more than a space has is refused after sample()'s attempt limit (~1000 per configuration
+    # asked: half a minute for bert-ose's 301, so a 3-configuration space shows it).
+    three = SearchSpace("three", "x", (Dimension("a", (1, 2, 3)),))
+    assert len(three.sample(3, seed=0, unique=True)) == 3
+    with pytest.raises(InputError, match="could not draw 4 distinct valid configurations from 'three'"):
+        three.sample(4, seed=0, unique=True)
 
 
 def test_parse_config_reports_bad_json():
