@@ -190,3 +190,25 @@ def test_profile_cli_bad_input_exits_2(tmp_path):
     threads = run("--space", "bert-mini", "--threads", "0", "--out", str(tmp_path / "p.json"))
     assert threads.returncode == 2 and "--threads" in threads.stderr
     assert not (tmp_path / "p.json").exists()
+
+
+def test_time_models_interleaves_rounds_and_gives_each_model_its_clean_median(bert_nets, monkeypatch):
+    import hwnas.profiling.profiler as profiler
+
+    net = bert_nets("bert-mini")
+    shape = net.resolve_shape(SHAPE)
+    small, large = calibration_configs(net.space, 2)
+    models = {name: profiler.export_subnet(net, config, shape) for name, config in (("small", small), ("large", large))}
+    sessions = []
+    real = profiler.make_session
+
+    def spy(model, ep, threads):
+        sessions.append(next(n for n, (m, _f) in models.items() if m is model))
+        return real(model, ep, threads)
+
+    monkeypatch.setattr(profiler, "make_session", spy)
+    timings = profiler.time_models(models, ep="cpu", threads=1, policy=TINY)
+    assert set(timings) == {"small", "large"} and timings["large"].median_ms > timings["small"].median_ms > 0
+    # a new session per round, and every round visits both models before the next round starts
+    for r in range(TINY.rounds):
+        assert set(sessions[2 * r : 2 * r + 2]) == {"small", "large"}

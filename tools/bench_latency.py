@@ -5,7 +5,8 @@
 
 Loads the profile (or, when the file does not exist, profiles the space into it first), then
 exports and times a seeded sample of whole sub-networks that the calibration set never saw,
-with the profiler's own runner and policy, and scores four predictors fitted on the profile
+with the profiler's own runner and policy (rounds interleaved over all of them, as the profiler
+times its items: :func:`hwnas.profiling.profiler.time_models`), and scores four predictors fitted on the profile
 only:
 
 * ``lut``        the raw sum of the profile's block medians,
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         MeasurePolicy,
         Profiler,
         export_subnet,
-        time_whole_model,
+        time_models,
     )
     from hwnas.supernets.registry import get_supernet
 
@@ -132,17 +133,22 @@ def main(argv: list[str] | None = None) -> int:
             keys.add(key)
 
     load_before = os.getloadavg()
-    measured, again = [], []
     started = time.perf_counter()
+    models = {}
     for i, config in enumerate(held_out):
         model, feeds = export_subnet(supernet, config, shape)
         if precision == "int8":  # quantized as `hwnas export --int8` quantizes, as the profile's items were
             model = int8_bytes(model)
-        timing = time_whole_model(model, feeds, ep=ep, threads=threads, policy=policy)
-        measured.append(timing.median_ms)
-        if i < args.noise:  # the same model, a new session: how much the machine disagrees with itself
-            again.append(time_whole_model(model, feeds, ep=ep, threads=threads, policy=policy).median_ms)
-        print(f"{i + 1:3d}/{len(held_out)} {timing.median_ms:9.3f} ms  {json.dumps(config)}", file=sys.stderr, flush=True)
+        models[f"m{i}"] = (model, feeds)
+    # Rounds interleaved over all held-out models (time_models), as the profiler times its items;
+    # then the first --noise of them again, in new sessions: how much the machine disagrees with itself.
+    timings = time_models(models, ep=ep, threads=threads, policy=policy, seed=args.seed)
+    measured = [timings[f"m{i}"].median_ms for i in range(len(held_out))]
+    first = {f"m{i}": models[f"m{i}"] for i in range(min(args.noise, len(held_out)))}
+    again_t = time_models(first, ep=ep, threads=threads, policy=policy, seed=args.seed + 1)
+    again = [again_t[name].median_ms for name in first]
+    for i, config in enumerate(held_out):
+        print(f"{i + 1:3d}/{len(held_out)} {measured[i]:9.3f} ms  {json.dumps(config)}", file=sys.stderr, flush=True)
     measure_seconds = time.perf_counter() - started
     load_after = os.getloadavg()
     y = np.array(measured)

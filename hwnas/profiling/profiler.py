@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -549,24 +549,40 @@ def time_whole_model(
     """Time an exported whole model (bytes or .onnx path) as the profiler times its calibration
     sub-networks: pinned threads, ``policy.rounds`` rounds, each a new session with the policy's
     warm-up and ``calibration_min_seconds / rounds`` of timed runs; rounds touched by other
-    processes (the CPU meter) or more than ``outlier_rel`` slower than the fastest round are
-    measured again (up to ``max_passes`` passes), and the result is the median of the clean
-    rounds' medians (:func:`hwnas.profiling.rounds.estimate`) — one slow spell of the machine
-    during one session cannot make a deployed model look slower than its prediction."""
+    processes (the CPU meter) or more than ``outlier_rel`` slower than the model's typical round
+    are measured again (up to ``max_passes`` passes), and the result is the median of the clean
+    rounds' medians (:func:`hwnas.profiling.rounds.estimate`). The rounds of one model follow
+    each other; :func:`time_models` spreads them over several models."""
+    return time_models({"model": (model, feeds)}, ep=ep, threads=threads, policy=policy)["model"]
+
+
+def time_models(
+    models: Mapping[str, tuple[bytes | str | os.PathLike, dict[str, np.ndarray]]], *, ep: str, threads: int,
+    policy: MeasurePolicy, seed: int = 0,
+) -> dict[str, Timing]:
+    """Time several exported whole models (name -> (model, feeds)) as :func:`time_whole_model`
+    times one, with the rounds interleaved as the profiler interleaves its items: each round
+    visits every model in a seeded shuffled order, so a slow spell of the machine (seconds long
+    on this project's VM) lands on different models in different rounds instead of on all the
+    rounds of one model."""
     rounds_policy = policy.rounds_policy()
-
-    def one_round(item: str) -> Sample:
-        session = make_session(model, ep, threads)
-        meter.mark()
-        timing = time_session(session, feeds, warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
-                              repeats=policy.round_repeats(),
-                              min_seconds=policy.calibration_min_seconds / max(policy.rounds, 1))
-        extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
-        return Sample(timing.median_ms, meter.others(), extra)
-
     with pinned(threads) as cores:
         meter = CpuMeter(cores)
-        state = Scheduler(["model"], [], one_round, rounds_policy).run()
-    samples = state["samples"]["model"]
-    entry = _entry(estimate(samples, rounds_policy), samples, policy.warmup)
-    return Timing(**{f.name: entry[f.name] for f in fields(Timing)})
+
+        def one_round(name: str) -> Sample:
+            model, feeds = models[name]
+            session = make_session(model, ep, threads)
+            meter.mark()
+            timing = time_session(session, feeds, warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
+                                  repeats=policy.round_repeats(),
+                                  min_seconds=policy.calibration_min_seconds / max(policy.rounds, 1))
+            extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
+            return Sample(timing.median_ms, meter.others(), extra)
+
+        state = Scheduler(list(models), [], one_round, rounds_policy, seed=seed).run()
+    timings = {}
+    for name in models:
+        samples = state["samples"][name]
+        entry = _entry(estimate(samples, rounds_policy), samples, policy.warmup)
+        timings[name] = Timing(**{f.name: entry[f.name] for f in fields(Timing)})
+    return timings
