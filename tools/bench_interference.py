@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from hwnas.predictors.latency import LatencyPredictor
     from hwnas.profiling.profile import load_profile
-    from hwnas.profiling.profiler import CpuMeter, MeasurePolicy, export_subnet, time_whole_model
+    from hwnas.profiling.profiler import CpuMeter, MeasurePolicy, export_subnet
     from hwnas.profiling.rounds import Sample, Scheduler, estimate, noise_report
-    from hwnas.profiling.timing import pin_threads
+    from hwnas.profiling.timing import make_session, pin_threads, time_session
     from hwnas.supernets.registry import get_supernet
 
     torch.set_num_threads(1)
@@ -109,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     # on this shared machine moves the truth as little as it can.
     exported = {str(i): export_subnet(supernet, c, shape) for i, c in enumerate(held_out)}
     meter = CpuMeter(pin_threads(threads))
-    one_round = MeasurePolicy(repeats=policy.round_repeats(),
-                              calibration_min_seconds=policy.calibration_min_seconds / policy.rounds)
 
-    def timer(item: str) -> Sample:
+    def timer(item: str) -> Sample:  # one round: a new session, as the profiler's rounds
+        session = make_session(exported[item][0], "cpu", threads)
         meter.mark()
-        timing = time_whole_model(exported[item][0], exported[item][1], ep="cpu", threads=threads, policy=one_round)
+        timing = time_session(session, exported[item][1], warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
+                              repeats=policy.round_repeats(),
+                              min_seconds=policy.calibration_min_seconds / policy.rounds)
         return Sample(timing.median_ms, meter.others())
 
     rounds_policy = policy.rounds_policy()
