@@ -551,8 +551,9 @@ def time_whole_model(
     warm-up and ``calibration_min_seconds / rounds`` of timed runs; rounds touched by other
     processes (the CPU meter) or more than ``outlier_rel`` slower than the model's typical round
     are measured again (up to ``max_passes`` passes), and the result is the median of the clean
-    rounds' medians (:func:`hwnas.profiling.rounds.estimate`). The rounds of one model follow
-    each other; :func:`time_models` spreads them over several models."""
+    rounds' medians (:func:`hwnas.profiling.rounds.estimate`); the model itself, in an open
+    session, is the reference (see :func:`time_models`). The rounds of one model follow each
+    other; :func:`time_models` spreads them over several models."""
     return time_models({"model": (model, feeds)}, ep=ep, threads=threads, policy=policy)["model"]
 
 
@@ -564,7 +565,9 @@ def time_models(
     times one, with the rounds interleaved as the profiler interleaves its items: each round
     visits every model in a seeded shuffled order, so a slow spell of the machine (seconds long
     on this project's VM) lands on different models in different rounds instead of on all the
-    rounds of one model."""
+    rounds of one model; and, as the profiler, with a reference (the first model, in an open
+    session) timed before the rounds, whose slow spells are waited out (``wait_seconds``) and
+    mark the rounds around them."""
     rounds_policy = policy.rounds_policy()
     with pinned(threads) as cores:
         meter = CpuMeter(cores)
@@ -579,7 +582,24 @@ def time_models(
             extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
             return Sample(timing.median_ms, meter.others(), extra)
 
-        state = Scheduler(list(models), [], one_round, rounds_policy, seed=seed).run()
+        # The first model, in a session kept open, is the reference: timed before every round as
+        # the profiler times its reference blocks, so slow spells are seen and waited out in the
+        # same way and measured models compare with the profile's predictions.
+        reference_sessions: dict[str, Any] = {}
+
+        def reference(name: str) -> Sample:
+            model, feeds = models[name]
+            if name not in reference_sessions:
+                reference_sessions[name] = make_session(model, ep, threads)
+                time_session(reference_sessions[name], feeds, warmup=policy.warmup,
+                             warmup_seconds=policy.warmup_seconds, repeats=1)
+            meter.mark()
+            timing = time_session(reference_sessions[name], feeds, warmup=1, repeats=5, min_seconds=REFERENCE_SECONDS)
+            return Sample(timing.median_ms, meter.others())
+
+        names = list(models)
+        state = Scheduler(names, names[:1], one_round, rounds_policy, seed=seed, reference_timer=reference,
+                          sleep=time.sleep).run()
     timings = {}
     for name in models:
         samples = state["samples"][name]
