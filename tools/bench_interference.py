@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from hwnas.profiling.profile import load_profile
     from hwnas.profiling.profiler import CpuMeter, MeasurePolicy, export_subnet
     from hwnas.profiling.rounds import Sample, Scheduler, estimate, noise_report
-    from hwnas.profiling.timing import make_session, pin_threads, time_session
+    from hwnas.profiling.timing import make_session, pin_threads
     from hwnas.supernets.registry import get_supernet
 
     torch.set_num_threads(1)
@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     def timer(item: str) -> Sample:  # one round: a new session, as the profiler's rounds
         session = make_session(exported[item][0], "cpu", threads)
         meter.mark()
-        timing = time_session(session, exported[item][1], warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
-                              repeats=policy.round_repeats(),
-                              min_seconds=policy.calibration_min_seconds / policy.rounds)
+        timing = policy.time_round(session, exported[item][1], policy.calibration_min_seconds)
         return Sample(timing.median_ms, meter.others())
 
     rounds_policy = policy.rounds_policy()

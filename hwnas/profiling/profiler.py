@@ -60,8 +60,8 @@ class MeasurePolicy:
     they add up to ``min_seconds / rounds`` (blocks) or ``calibration_min_seconds / rounds``
     (whole sub-networks). ``noise_blocks`` blocks are the reference blocks, each timed in a
     session kept open for the run for :data:`REFERENCE_SECONDS`, before every ``reference_every``-th
-    sample through the run; when one is slower than its fastest by more than ``drift_rel`` (a slow
-    spell of the machine), the profiler waits up to ``wait_seconds`` for the spell to pass before
+    sample through the run; when one is slower than its quiet level (the lower quartile of its
+    measurements) by more than ``drift_rel`` (a slow spell of the machine), the profiler waits up to ``wait_seconds`` for the spell to pass before
     measuring the next sample. ``outlier_rel``, ``drift_rel``,
     ``interference_max`` (cores used by other processes) and ``max_passes`` say when a round is
     touched by interference and how often it is measured again (:class:`RoundsPolicy`).
@@ -97,9 +97,45 @@ class MeasurePolicy:
         """Timed runs of one round at least."""
         return max(3, math.ceil(self.repeats / max(self.rounds, 1)))
 
+    def time_round(self, session: Any, feeds: dict[str, np.ndarray], total_seconds: float) -> Timing:
+        """One round of an item in a new ``session``: the warm-up, then at least
+        :meth:`round_repeats` timed runs adding up to ``total_seconds / rounds``."""
+        return time_session(session, feeds, warmup=self.warmup, warmup_seconds=self.warmup_seconds,
+                            repeats=self.round_repeats(), min_seconds=total_seconds / max(self.rounds, 1))
+
 
 #: Seconds of timed runs of one reference measurement (in its open session).
 REFERENCE_SECONDS = 0.01
+
+#: What a round keeps of its Timing besides the median (stored in the sample).
+ROUND_FIELDS = ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")
+
+
+def round_sample(timing: Timing, interference: float) -> Sample:
+    """A timed round as the scheduler's :class:`~hwnas.profiling.rounds.Sample`."""
+    return Sample(timing.median_ms, interference, {k: getattr(timing, k) for k in ROUND_FIELDS})
+
+
+class ReferenceSessions:
+    """The reference items' sessions, kept open for a run and warmed up once, as a round is;
+    :meth:`time` takes one reference measurement (:data:`REFERENCE_SECONDS` of runs)."""
+
+    def __init__(self, ep: str, threads: int, policy: MeasurePolicy):
+        self.ep, self.threads, self.policy = ep, threads, policy
+        self._sessions: dict[str, Any] = {}
+
+    def open(self, key: str, model: bytes | str | os.PathLike, feeds: dict[str, np.ndarray]) -> Any:
+        """The open session of ``key`` (made and warmed up on first use)."""
+        if key not in self._sessions:
+            session = make_session(model, self.ep, self.threads)
+            time_session(session, feeds, warmup=self.policy.warmup, warmup_seconds=self.policy.warmup_seconds,
+                         repeats=1)
+            self._sessions[key] = session
+        return self._sessions[key]
+
+    @staticmethod
+    def time(session: Any, feeds: dict[str, np.ndarray]) -> Timing:
+        return time_session(session, feeds, warmup=1, repeats=5, min_seconds=REFERENCE_SECONDS)
 
 
 def default_threads() -> int:
@@ -337,7 +373,7 @@ class Profiler:
         self._meter = CpuMeter()
         state = self.profile.progress or new_state()
         self.profile.progress = state
-        self._ref_sessions: dict[str, tuple[Any, dict[str, np.ndarray]]] = {}
+        self._references = ReferenceSessions(self.ep, self.threads, self.policy)
         scheduler = Scheduler(todo, self.reference_items() if todo else [], self._timer, rounds_policy,
                               seed=int(self.settings["calibration_seed"]), state=state,
                               on_sample=lambda item, ref: self._save_soon(), probe=self._meter.probe,
@@ -427,24 +463,18 @@ class Profiler:
             return None
         if self._progress:
             self._progress(stage, key)
-        extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
-        return Sample(timing.median_ms, interference, extra)
+        return round_sample(timing, interference)
 
     def _reference_timer(self, item: str) -> Sample | None:
         """A reference block timed for :data:`REFERENCE_SECONDS` in a session kept open for the
         run: cheap enough to measure before every sample, and the same block in the same session
         every time, so only the machine's speed moves it."""
         stage, key, _config = self._all_items[item]
-        p = self.policy
         try:
-            if item not in self._ref_sessions:
-                path, feeds = self._model(item)
-                session = make_session(path, self.ep, self.threads)
-                time_session(session, feeds, warmup=p.warmup, warmup_seconds=p.warmup_seconds, repeats=1)
-                self._ref_sessions[item] = (session, feeds)
-            session, feeds = self._ref_sessions[item]
+            path, feeds = self._model(item)
+            session = self._references.open(item, path, feeds)
             self._meter.mark()
-            timing = time_session(session, feeds, warmup=1, repeats=5, min_seconds=REFERENCE_SECONDS)
+            timing = self._references.time(session, feeds)
             interference = self._meter.others()
         except (KeyboardInterrupt, InputError):
             raise
@@ -486,10 +516,7 @@ class Profiler:
         session = make_session(path, self.ep, self.threads)
         self._stats["session_seconds"] += time.perf_counter() - t0
         p = self.policy
-        total = p.min_seconds if stage == "block" else p.calibration_min_seconds
-        timing = time_session(session, feeds, warmup=p.warmup, warmup_seconds=p.warmup_seconds,
-                              repeats=p.round_repeats(),
-                              min_seconds=total / max(p.rounds, 1))
+        timing = p.time_round(session, feeds, p.min_seconds if stage == "block" else p.calibration_min_seconds)
         self._stats["ort_run_seconds"] += timing.run_seconds
         return timing
 
@@ -576,26 +603,19 @@ def time_models(
             model, feeds = models[name]
             session = make_session(model, ep, threads)
             meter.mark()
-            timing = time_session(session, feeds, warmup=policy.warmup, warmup_seconds=policy.warmup_seconds,
-                                  repeats=policy.round_repeats(),
-                                  min_seconds=policy.calibration_min_seconds / max(policy.rounds, 1))
-            extra = {k: getattr(timing, k) for k in ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")}
-            return Sample(timing.median_ms, meter.others(), extra)
+            timing = policy.time_round(session, feeds, policy.calibration_min_seconds)
+            return round_sample(timing, meter.others())
 
         # The first model, in a session kept open, is the reference: timed before every round as
         # the profiler times its reference blocks, so slow spells are seen and waited out in the
         # same way and measured models compare with the profile's predictions.
-        reference_sessions: dict[str, Any] = {}
+        references = ReferenceSessions(ep, threads, policy)
 
         def reference(name: str) -> Sample:
             model, feeds = models[name]
-            if name not in reference_sessions:
-                reference_sessions[name] = make_session(model, ep, threads)
-                time_session(reference_sessions[name], feeds, warmup=policy.warmup,
-                             warmup_seconds=policy.warmup_seconds, repeats=1)
+            session = references.open(name, model, feeds)
             meter.mark()
-            timing = time_session(reference_sessions[name], feeds, warmup=1, repeats=5, min_seconds=REFERENCE_SECONDS)
-            return Sample(timing.median_ms, meter.others())
+            return Sample(references.time(session, feeds).median_ms, meter.others())
 
         names = list(models)
         state = Scheduler(names, names[:1], one_round, rounds_policy, seed=seed, reference_timer=reference,

@@ -70,7 +70,7 @@ class RoundsPolicy:
         interference_max: other processes using more cores than this during a sample touch it.
         max_passes: re-measurement passes at most.
         wait_seconds: when a reference says the machine is in a slow spell (slower than its
-            fastest by more than ``drift_rel``) before a sample, wait up to this long (in steps
+            quiet level by more than ``drift_rel``) before a sample, wait up to this long (in steps
             of ``wait_step`` seconds, re-measuring the reference) for the spell to pass, when
             the scheduler is given a ``sleep``; 0: never wait.
     """
@@ -170,7 +170,7 @@ class Scheduler:
 
     def _slow(self, record: dict[str, Any]) -> bool:
         """Whether a reference measurement says the machine is in a slow spell now (slower than
-        that reference's typical level so far by more than ``drift_rel``)."""
+        that reference's quiet level so far, :func:`quiet_level`, by more than ``drift_rel``)."""
         quiet = quiet_level([r["ms"] for r in self.state["references"] if r["item"] == record["item"]])
         return (record["ms"] > quiet * (1 + self.policy.drift_rel)
                 or record["interference"] > self.policy.interference_max)
