@@ -194,3 +194,24 @@ def test_a_slow_spell_seen_by_a_reference_is_waited_out_before_measuring():
     assert plain.get("waited_seconds", 0.0) == 0.0
     assert max(abs(e) for e in errors(plain, policy).values()) < 0.011  # re-measured instead
     assert slowed(waited) < slowed(plain) and slowed(plain) >= 5
+
+
+def test_a_persistent_load_is_waited_for_once_then_measured_through_until_it_ends():
+    # Another program takes a core from call 10 to call 60 (the CPU meter sees it): a wait runs
+    # out once, then the scheduler stops waiting (each wait would cost wait_seconds for nothing)
+    # until a reference is back at its quiet level; it waits again for a later, short spell.
+    policy = replace(POLICY, reference_every=1, wait_seconds=3.0, wait_step=0.25)
+    timer = FakeTimer(bursts=[(10, 60, 1.5, 1.0)])
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        timer.calls.append("<sleep>")
+
+    state = Scheduler(list(TRUE_MS), REFS, timer, policy, seed=7, sleep=sleep, probe=timer.probe).run()
+    assert state["waits_given_up"] == 1
+    assert sum(slept) == pytest.approx(3.0)  # one wait that ran out, not one per sample
+    noise = noise_report(state, list(TRUE_MS), policy)
+    assert noise["waits_given_up"] == 1 and noise["waited_seconds"] == pytest.approx(3.0)
+    assert not state["waiting_suspended"]  # the load ended, and a reference saw it end
+    assert max(abs(e) for e in errors(state, policy).values()) < 0.011  # the loaded samples were re-measured

@@ -52,13 +52,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Comma-separated; ALGO:KEY=VALUE;KEY=VALUE runs a variant with those settings "
                         "(e.g. linas:batch=hypervolume).")
     p.add_argument("--evals", type=int, default=200, help="Budget per run [default: 200].")
-    p.add_argument("--seeds", type=int, default=5, help="Seeds 0..K-1 [default: 5].")
+    p.add_argument("--seeds", type=_seed_list, default=list(range(5)),
+                   help="K for seeds 0..K-1, or a comma-separated list such as 3,4 [default: 5].")
+    p.add_argument("--merge", type=Path, default=None, metavar="JSON",
+                   help="A bench_search.json of an earlier run of the same benchmark (same space, objectives, "
+                        "profile, budget, population and reference point): its seeds that this run does not "
+                        "run are added to the statistics.")
     p.add_argument("--population", type=int, default=50)
     p.add_argument("--inner-evals", type=int, default=20_000, help="LINAS inner predicted evaluations.")
     p.add_argument("--threads", type=int, default=1, help="torch threads for accuracy evaluation.")
     p.add_argument("--loop-cost", default=None, metavar="SIZES",
                    help="Measure one LINAS outer loop for archives of these sizes (e.g. 50,250,500) instead.")
     return p.parse_args(argv)
+
+
+def _seed_list(text: str) -> list[int]:
+    """``--seeds``: ``K`` means seeds 0..K-1; ``3,4`` means exactly those seeds."""
+    try:
+        seeds = [int(x) for x in text.split(",")] if "," in text else list(range(int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K or a comma-separated list of seeds, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+def merged_seeds(path: Path, doc_now: dict, algos: list[str], seeds_now: list[int]) -> dict:
+    """Per-seed hypervolume curves of ``path`` (an earlier bench_search.json) for seeds not in
+    ``seeds_now``, as ``{"seeds": [...], "hypervolume": {algo: [[...], ...]}}``, after checking that
+    the earlier run measured the same thing (else InputError naming the field that differs)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--merge {path}: cannot read it as JSON ({exc})") from None
+    for key in ("space", "objectives", "evals", "population", "inner_evals", "profile", "evaluator"):
+        if old.get(key) != doc_now[key]:
+            raise InputError(f"--merge {path}: its {key} is {old.get(key)!r}, this run's is {doc_now[key]!r}")
+    if not np.allclose(old.get("reference_point", []), doc_now["reference_point"]):
+        raise InputError(f"--merge {path}: its reference point {old.get('reference_point')} differs from "
+                         f"{doc_now['reference_point']}")
+    missing = [a for a in algos if a not in old.get("hypervolume", {})]
+    if missing:
+        raise InputError(f"--merge {path}: it has no runs of {', '.join(missing)}")
+    keep = [i for i, s in enumerate(old["seeds"]) if s not in seeds_now]
+    return {"seeds": [old["seeds"][i] for i in keep],
+            "hypervolume": {a: [old["hypervolume"][a][i] for i in keep] for a in algos}}
 
 
 def _setting_value(text: str):
@@ -176,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         extra = dict(kv.split("=", 1) for kv in rest.split(";") if kv) if rest else {}
         variants[spec] = (name, {k: _setting_value(v) for k, v in extra.items()})
     algos = list(variants)
-    seeds = list(range(args.seeds))
+    seeds = list(args.seeds)
     runs: dict[str, dict[int, Path]] = {a: {} for a in algos}
     walls: dict[str, list[float]] = {a: [] for a in algos}
     total = len(algos) * len(seeds)
@@ -201,6 +239,16 @@ def main(argv: list[str] | None = None) -> None:
     maximize = [o["maximize"] for o in header["objectives"]]
     ref = header["reference_point"]
     curves = {a: np.stack([series_of(runs[a][s], names, maximize, ref, args.evals) for s in seeds]) for a in algos}
+    run_seeds = list(seeds)
+    if args.merge is not None:  # seeds measured by an earlier run of the same benchmark
+        merged = merged_seeds(args.merge, {
+            "space": args.space, "objectives": names, "evals": args.evals, "population": args.population,
+            "inner_evals": args.inner_evals, "profile": str(profile), "evaluator": header.get("evaluator"),
+            "reference_point": ref}, algos, seeds)
+        curves = {a: np.vstack([np.asarray(merged["hypervolume"][a]).reshape(-1, args.evals), curves[a]])
+                  for a in algos}
+        seeds = merged["seeds"] + seeds
+        log(f"merged seeds {merged['seeds']} from {args.merge}")
     stats = {a: {"median": np.median(c, axis=0), "q1": np.percentile(c, 25, axis=0),
                  "q3": np.percentile(c, 75, axis=0)} for a, c in curves.items()}
 
@@ -217,13 +265,14 @@ def main(argv: list[str] | None = None) -> None:
     for a in algos:
         if variants[a][0] != "linas":
             continue
-        for s in seeds:
+        for s in run_seeds:  # loop costs of the runs in this directory only
             h = read_run(runs[a][s], require_complete=False).meta
             for lp in (h.get("result") or {}).get("loops", []):
                 loop_costs.append(lp["fit_s"] + lp["inner_s"])
 
     doc = {
         "space": args.space, "objectives": names, "reference_point": ref, "evals": args.evals, "seeds": seeds,
+        "merged_from": str(args.merge) if args.merge else None,
         "population": args.population, "inner_evals": args.inner_evals, "profile": str(profile),
         "evaluator": header.get("evaluator"), "torch_threads": torch.get_num_threads(),
         "hypervolume": {a: curves[a].tolist() for a in algos},
@@ -235,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     (args.out / "bench_search.json").write_text(json.dumps(doc, indent=1) + "\n")
     units = [o["unit"] for o in header["objectives"]]
-    plot(args, curves, stats, runs, [f"{n} ({u})" for n, u in zip(names, units)], names, maximize, seeds)
+    plot(args, curves, stats, runs, [f"{n} ({u})" for n, u in zip(names, units)], names, maximize, seeds, run_seeds[0])
 
     marks = sorted({max(1, args.evals // 4), args.evals // 2, args.evals})
     print(f"Hypervolume on {args.space} ({', '.join(names)}; reference point {ref}), median [IQR] over "
@@ -261,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nFiles: {args.out / 'bench_search.json'}, {args.out / 'bench_search.png'}")
 
 
-def plot(args, curves, stats, runs, labels, names, maximize, seeds) -> None:
+def plot(args, curves, stats, runs, labels, names, maximize, seeds, front_seed: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,14 +327,14 @@ def plot(args, curves, stats, runs, labels, names, maximize, seeds) -> None:
     axes[0].legend()
     if len(names) == 2:
         for a in curves:
-            rows = read_run(runs[a][seeds[0]], require_complete=False).evaluations
+            rows = read_run(runs[a][front_seed], require_complete=False).evaluations
             F = np.array([[r["objectives"][n] for n in names] for r in rows])
             front = F[non_dominated_mask(to_minimization(F, maximize))]
             front = front[np.argsort(front[:, 1])]
             axes[1].step(front[:, 1], front[:, 0], where="post", marker="o", ms=3, label=a)
         axes[1].set_xlabel(labels[1])
         axes[1].set_ylabel(labels[0])
-        axes[1].set_title(f"validated fronts, seed {seeds[0]}")
+        axes[1].set_title(f"validated fronts, seed {front_seed}")
         axes[1].legend()
     else:
         axes[1].axis("off")

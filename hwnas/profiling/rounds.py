@@ -25,7 +25,8 @@ called most of a quiet machine's rounds disturbed. A burst that hits most rounds
 seen by the references, which are cheap (a few ms in an open session) and measured before every
 sample by default; when one says the machine is in a slow spell, the scheduler waits up to
 ``wait_seconds`` for it to pass before measuring (the host of this VM slows a core ~1.7x in
-spells of a few seconds). Touched
+spells of a few seconds); a wait that runs out means a persistent load, and waiting stops until
+a reference is back at its quiet level. Touched
 samples are re-measured in up to ``max_passes`` further passes (shuffled, references
 interleaved), until every item has ``rounds`` clean samples; a pass where most re-measurements
 are touched again, or a ``probe`` that finds other processes still using more than
@@ -177,14 +178,32 @@ class Scheduler:
 
     def _wait_out_slow_spell(self, record: dict[str, Any] | None) -> None:
         """While the last reference says the machine is slow, wait and measure it again, up to
-        ``wait_seconds`` (the waiting is recorded in the state's ``waited_seconds``)."""
+        ``wait_seconds`` (the waiting is recorded in the state's ``waited_seconds``).
+
+        A wait that runs out with the machine still slow means a persistent load (another
+        program on the cores, not one of the host's short spells): waiting before every sample
+        would then add ``wait_seconds`` to each of them for nothing, so the scheduler stops
+        waiting (``state["waiting_suspended"]``, counted in ``waits_given_up``) until a
+        reference is measured at its quiet level again. The samples measured meanwhile are
+        classified and re-measured as usual."""
+        if record is None or self.sleep is None:
+            return
+        if not self._slow(record):
+            self.state["waiting_suspended"] = False
+            return
+        if self.state.get("waiting_suspended"):
+            return
         waited = 0.0
-        while (record is not None and self.sleep is not None and self._slow(record)
-               and waited + self.policy.wait_step <= self.policy.wait_seconds + 1e-9):
+        while self._slow(record) and waited + self.policy.wait_step <= self.policy.wait_seconds + 1e-9:
             self.sleep(self.policy.wait_step)
             waited += self.policy.wait_step
             record = self._reference(record["item"])
+            if record is None:
+                break
         self.state["waited_seconds"] = self.state.get("waited_seconds", 0.0) + waited
+        if record is not None and self._slow(record):
+            self.state["waiting_suspended"] = True
+            self.state["waits_given_up"] = self.state.get("waits_given_up", 0) + 1
 
     def _measure(self, item: str, round_: int, pass_: int) -> None:
         refs = self.state["references"]
@@ -364,7 +383,8 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
     of passes after the first), ``interference_cores`` (median / max over all samples),
     ``reference_drift_max`` (largest slowdown of a reference against its fastest), and
     ``round_spread_median`` / ``round_spread_max`` ((max - min) / median of all the samples of
-    each item: how far apart its rounds were).
+    each item: how far apart its rounds were), ``waited_seconds`` (slow spells waited out) and
+    ``waits_given_up`` (waits that ran out: a persistent load).
     """
     all_samples = [s for i in items for s in state["samples"].get(i, [])]
     estimates = {i: estimate(state["samples"][i], policy) for i in items if state["samples"].get(i)}
@@ -395,6 +415,8 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
         "reference_drift_max": float(max(drifts)) if drifts else 0.0,
         "round_spread_median": float(np.median(spreads)) if spreads else 0.0,
         "round_spread_max": float(max(spreads)) if spreads else 0.0,
+        "waited_seconds": float(state.get("waited_seconds", 0.0)),
+        "waits_given_up": int(state.get("waits_given_up", 0)),
     }
 
 
