@@ -294,6 +294,27 @@ def test_exported_encoder_and_tokenizer_round_trip(nets, tmp_path):
         np.testing.assert_allclose(hidden, want_hidden.numpy(), atol=1e-4)
 
 
+def test_export_scores_the_onnx_files_fp32_and_int8_on_the_test_sentences(nets, tmp_path):
+    # minilm-mr scores with its own evaluate() (no weight-sharing task): the exported files are
+    # run over deployment_test_split(), the sentences test_evaluate scores, INT8 included.
+    from hwnas.deploy.accuracy import accuracy_source
+    from hwnas.deploy.measure import measurement_for
+    from hwnas.deploy.pipeline import deploy
+
+    net = nets["minilm-mr"]
+    split = net.deployment_test_split()
+    assert len(split) == SMALL.test and set(net.input_names) <= set(split.feeds(np.arange(1)))
+    config = {"D": 1, "A": [6], "I": [384]}
+    manifest = deploy(net, [{"config": config}], tmp_path / "models", measurement=measurement_for(net, []),
+                      accuracy=accuracy_source(net), int8=True)
+    (model,) = manifest["models"]
+    assert manifest["accuracy"]["method"].startswith("onnxruntime") and manifest["accuracy"]["examples"] == SMALL.test
+    assert model["test_accuracy"] == pytest.approx(model["evaluator_test_accuracy"], abs=1 / SMALL.test + 1e-9)
+    assert model["evaluator_test_accuracy"] == pytest.approx(net.test_evaluate([config])[0])
+    assert 0.0 <= model["int8"]["test_accuracy"] <= 1.0
+    assert model["int8"]["test_agreement_with_fp32"] >= 0.8
+
+
 # -- OSE on the pretrained space -----------------------------------------------------------------
 def test_brief_training_starts_from_pretrained_weights(nets):
     net = nets["minilm-mr-ose"]

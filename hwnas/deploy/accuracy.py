@@ -59,7 +59,8 @@ def accuracy_source(supernet: Supernet, evaluator: Any = "auto", batch: int = 1)
     :func:`hwnas.evaluation.accuracy.get_evaluator`; None turns accuracy off; any object with
     the Evaluator protocol is used as given. ``batch``: examples per ONNX Runtime call (use the
     deployment batch, ``measurement.shape["batch"]``). The evaluator's ``task.test`` is used
-    when its feeds hold every input of the model."""
+    when its feeds hold every input of the model; for a supernet with its own ``evaluate`` (no
+    task), :meth:`~hwnas.supernets.base.Supernet.deployment_test_split`."""
     note = None
     if isinstance(evaluator, str) and evaluator == "auto":
         from hwnas.evaluation.accuracy import get_evaluator
@@ -73,6 +74,8 @@ def accuracy_source(supernet: Supernet, evaluator: Any = "auto", batch: int = 1)
     # A weight-sharing evaluator scores a Task, whose test split the file itself can run on; a
     # plug-in's own evaluate() has no task (its test accuracy comes from test_evaluate only).
     split = getattr(getattr(evaluator, "task", None), "test", None)
+    if split is None and evaluator is not None:  # a supernet with its own evaluate(): its test examples, if any
+        split = supernet.deployment_test_split()
     if split is not None and (len(split) == 0 or not set(supernet.input_names) <= set(split.feeds(np.arange(1)))):
         split = None
     return AccuracySource(evaluator, split, note, batch)

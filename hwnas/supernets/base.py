@@ -36,7 +36,7 @@ from torch import nn
 from hwnas.checks import check_int
 from hwnas.errors import InputError
 from hwnas.space import Config, SearchSpace
-from hwnas.task import Feeds, Task
+from hwnas.task import Feeds, Split, Task
 
 Shape = dict[str, int]
 
@@ -214,6 +214,15 @@ class Supernet(ABC):
     def test_evaluate(self, configs: list[Config]) -> np.ndarray | None:
         """Test-split accuracy in [0, 1], float64 [len(configs)], of a supernet implementing
         :meth:`evaluate`; None when it has no test split (the default)."""
+        return None
+
+    def deployment_test_split(self) -> Split | None:
+        """For a supernet implementing :meth:`evaluate`: the labelled test examples that
+        :meth:`test_evaluate` scores, as a :class:`~hwnas.task.Split` whose feeds are the
+        exported model's inputs, so that ``hwnas export`` runs each exported ONNX file (FP32 and
+        INT8) over them; None (the default): exported files get the evaluator's test accuracy
+        only, and INT8 variants none. (Weight-sharing supernets need not implement this: their
+        task's test split is used.)"""
         return None
 
     # -- optional hooks: OSE -------------------------------------------------------------------

@@ -50,7 +50,7 @@ from hwnas.supernets.minilm import hf, importance
 from hwnas.supernets.minilm.fast import FastEncoder, SentenceBatches
 from hwnas.supernets.minilm.network import EncoderStore, PooledProbe, SentenceEncoder, mean_pool
 from hwnas.supernets.minilm.probe import fit_probe
-from hwnas.task import Task
+from hwnas.task import Split, Task
 
 NUM_LABELS = 2
 EMBED_BATCH = 32
@@ -256,6 +256,12 @@ class PretrainedBert(ElasticBert):
             emb = self.sentence_embeddings(config, "test", self.probe_settings.test)
             out.append(float(np.mean(np.argmax(emb @ weight.T + bias, axis=1) == test.labels[: len(emb)])))
         return np.asarray(out, dtype=np.float64)
+
+    def deployment_test_split(self) -> Split:
+        """The first ``ProbeSettings.test`` MR test sentences, tokenised: what
+        :meth:`test_evaluate` scores, so an exported file's accuracy (its ``logits``) compares."""
+        test = self.task().test
+        return test.subset(np.arange(min(self.probe_settings.test, len(test))), name="test")
 
     def deployment_files(self) -> dict[str, Path]:
         """The tokenizer, copied beside exported models (raw text → ids without hwnas)."""
