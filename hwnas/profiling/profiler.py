@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from hwnas.profiling.timing import (
     make_session,
     nodes_by_provider,
     pinned,
+    raised_priority,
     time_session,
 )
 from hwnas.space import Config, SearchSpace
@@ -106,6 +107,22 @@ class MeasurePolicy:
 
 #: Seconds of timed runs of one reference measurement (in its open session).
 REFERENCE_SECONDS = 0.01
+
+#: Scheduling niceness the profiler and :func:`time_models` measure at where the process may
+#: raise its priority (:func:`~hwnas.profiling.timing.raised_priority`); None: normal priority.
+MEASURE_NICENESS: int | None = -20
+
+
+def schedule_rules(policy: MeasurePolicy, niceness: int | None) -> RoundsPolicy:
+    """The schedule's rules for a measurement at ``niceness`` (None: at normal priority).
+
+    At a raised priority, programs at normal priority do not take the cores from the
+    measurement (they get what it leaves), so the CPU time they use is recorded in each sample
+    but does not touch it, nor end re-measurement; a slowdown they still cause (memory
+    bandwidth, caches) shows in the references (drift, waiting) and the outlier rule as before.
+    """
+    rules = policy.rounds_policy()
+    return replace(rules, interference_max=math.inf) if niceness is not None else rules
 
 #: What a round keeps of its Timing besides the median (stored in the sample).
 ROUND_FIELDS = ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")
@@ -243,6 +260,8 @@ class Profiler:
         calibration_seed: seed of the calibration sample (and of the rounds' shuffled orders).
         precision: ``"fp32"`` or ``"int8"`` (every block and calibration sub-network quantized
             as ``hwnas export --int8`` quantizes, :mod:`hwnas.profiling.precision`).
+        niceness: scheduling niceness to measure at where permitted (:data:`MEASURE_NICENESS`;
+            None: normal priority); what was granted is the profile's ``noise["niceness"]``.
     """
 
     def __init__(
@@ -256,9 +275,11 @@ class Profiler:
         policy: MeasurePolicy | None = None,
         calibration_seed: int = 0,
         precision: str = "fp32",
+        niceness: int | None = MEASURE_NICENESS,
     ):
         check_ep(ep)
         check_precision(precision)
+        self.niceness = niceness
         self.supernet = supernet
         self.out = Path(out)
         self.ep = ep
@@ -369,27 +390,27 @@ class Profiler:
         self._all_items = items
         self._models: dict[str, tuple[Path, dict[str, np.ndarray]]] = {}
         self._progress = progress
-        rounds_policy = self.policy.rounds_policy()
         self._meter = CpuMeter()
         state = self.profile.progress or new_state()
         self.profile.progress = state
         self._references = ReferenceSessions(self.ep, self.threads, self.policy)
-        scheduler = Scheduler(todo, self.reference_items() if todo else [], self._timer, rounds_policy,
-                              seed=int(self.settings["calibration_seed"]), state=state,
-                              on_sample=lambda item, ref: self._save_soon(), probe=self._meter.probe,
-                              reference_timer=self._reference_timer, sleep=time.sleep)
-        if on_start:
-            on_start(scheduler.planned())
         self._stats = {k: 0.0 for k in ("wall_seconds", "ort_run_seconds", "export_seconds", "session_seconds")}
         started = time.perf_counter()
         self._last_save = 0.0
         self.profile.failures = {}
         try:
-            with pinned(self.threads) as cores:
+            with pinned(self.threads) as cores, raised_priority(self.niceness) as niceness:
                 self._meter.cores = cores  # interference: other processes on our cores
+                rounds_policy = schedule_rules(self.policy, niceness)
+                scheduler = Scheduler(todo, self.reference_items() if todo else [], self._timer, rounds_policy,
+                                      seed=int(self.settings["calibration_seed"]), state=state,
+                                      on_sample=lambda item, ref: self._save_soon(), probe=self._meter.probe,
+                                      reference_timer=self._reference_timer, sleep=time.sleep)
+                if on_start:
+                    on_start(scheduler.planned())
                 if todo:
                     scheduler.run()
-                    self._finish(todo, rounds_policy)
+                    self._finish(todo, rounds_policy, niceness)
         finally:
             self._stats["wall_seconds"] = time.perf_counter() - started
             for k, v in self._stats.items():
@@ -405,8 +426,9 @@ class Profiler:
             self.profile.save(self.out)
             self._last_save = time.perf_counter()
 
-    def _finish(self, todo: list[str], rounds_policy: RoundsPolicy) -> None:
-        """Write the final entries of measured items, the noise report and the noise floor."""
+    def _finish(self, todo: list[str], rounds_policy: RoundsPolicy, niceness: int | None) -> None:
+        """Write the final entries of measured items, the noise report (with the ``niceness``
+        measured at, None: normal priority) and the noise floor."""
         state = self.profile.progress
         entries: dict[str, dict[str, Any]] = {}
         for item in todo:
@@ -428,6 +450,7 @@ class Profiler:
                                     if k in calibration]
         measured = [i for i in todo if i in entries]
         noise = noise_report(state, measured, rounds_policy)
+        noise["niceness"] = niceness
         self.profile.noise = noise
         self.profile.noise_floor = {
             "method": "per item: (max - min) / median of its round medians",
@@ -586,7 +609,7 @@ def time_whole_model(
 
 def time_models(
     models: Mapping[str, tuple[bytes | str | os.PathLike, dict[str, np.ndarray]]], *, ep: str, threads: int,
-    policy: MeasurePolicy, seed: int = 0,
+    policy: MeasurePolicy, seed: int = 0, niceness: int | None = MEASURE_NICENESS,
 ) -> dict[str, Timing]:
     """Time several exported whole models (name -> (model, feeds)) as :func:`time_whole_model`
     times one, with the rounds interleaved as the profiler interleaves its items: each round
@@ -594,9 +617,9 @@ def time_models(
     on this project's VM) lands on different models in different rounds instead of on all the
     rounds of one model; and, as the profiler, with a reference (the first model, in an open
     session) timed before the rounds, whose slow spells are waited out (``wait_seconds``) and
-    mark the rounds around them."""
-    rounds_policy = policy.rounds_policy()
-    with pinned(threads) as cores:
+    mark the rounds around them. At ``niceness`` where permitted, as the profiler measures."""
+    with pinned(threads) as cores, raised_priority(niceness) as granted:
+        rounds_policy = schedule_rules(policy, granted)
         meter = CpuMeter(cores)
 
         def one_round(name: str) -> Sample:
