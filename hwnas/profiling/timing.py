@@ -172,8 +172,8 @@ def raised_priority(niceness: int | None) -> Iterator[int | None]:
 
     Why: a CPU-bound program at normal priority on one of the profiler's cores then yields that
     core to the measurement instead of sharing it (on this project's 2-core VM a busy loop on one
-    core made a 2-thread bert-ose layer 2.05x slower at niceness 0 and 1.01x at -20:
-    ``tools/bench_interference.py``'s README section). Linux keeps the niceness per thread: it
+    core made a 2-thread bert-ose layer 2.11x slower at niceness 0 and 1.05x at -20:
+    ``python tools/bench_session_noise.py priority``). Linux keeps the niceness per thread: it
     applies to this thread and to the threads started from it inside the block, which is where
     ONNX Runtime creates each session's intra-op thread pool.
 
