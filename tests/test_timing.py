@@ -165,3 +165,14 @@ def test_at_raised_priority_cpu_used_by_others_is_recorded_but_does_not_touch_ro
     assert not noise["noisy"] and noise["touched"] == {} and noise["interference_cores"]["median"] == 1.0
     normal = Scheduler(list(true_ms), [], timer, schedule_rules(policy, None), probe=lambda: 1.0).run()
     assert noise_report(normal, list(true_ms), schedule_rules(policy, None))["noisy"]
+
+
+def test_raised_priority_lets_the_blocks_own_errors_through():
+    from hwnas.profiling.timing import raised_priority
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    for niceness in (before + 1, before - 5):  # not lowered / lowered (where permitted)
+        with pytest.raises(OSError, match="disk full"):
+            with raised_priority(niceness):
+                raise OSError("disk full")
+        assert os.getpriority(os.PRIO_PROCESS, 0) == before

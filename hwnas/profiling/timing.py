@@ -180,16 +180,16 @@ def raised_priority(niceness: int | None) -> Iterator[int | None]:
     Yields the niceness in effect when it was lowered to ``niceness``, else None (not asked for,
     not lower than the current one, or not permitted: measurement goes on at normal priority).
     """
-    if niceness is None or not hasattr(os, "setpriority"):
-        yield None
-        return
-    try:
-        before = os.getpriority(os.PRIO_PROCESS, 0)
-        if niceness >= before:
-            yield None
-            return
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    except OSError:  # PermissionError: this user may not raise its priority
+    before = None
+    if niceness is not None and hasattr(os, "setpriority"):
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, 0)
+            if niceness < current:
+                os.setpriority(os.PRIO_PROCESS, 0, niceness)
+                before = current
+        except OSError:  # PermissionError: this user may not raise its priority
+            before = None
+    if before is None:  # the block's own errors must not reach the except above
         yield None
         return
     try:
