@@ -21,7 +21,7 @@ from torch import nn
 from hwnas.errors import InputError
 from hwnas.evaluation.training import largest_config, smallest_config
 from hwnas.supernets import check_supernet
-from hwnas.supernets.mbv3 import fmnist, make_mbv3_supernet
+from hwnas.supernets.mbv3 import SPACES, fmnist, make_mbv3_supernet
 from hwnas.supernets.mbv3.network import MBConv, crop, make_divisible
 from hwnas.supernets.mbv3.supernet import block_macs, block_params
 
@@ -430,3 +430,45 @@ def test_largest_only_phase_trains_the_largest_and_leaves_the_kernel_transforms(
     assert transforms and all(torch.equal(before[k], after[k]) for k in transforms)
     assert not torch.equal(before["stem_conv.weight"], after["stem_conv.weight"])
     assert np.isfinite(stats["train_loss_largest"]) and np.isnan(stats["train_loss_smallest"])
+
+
+def test_subspace_sampler_varies_only_the_elastic_dimensions():
+    # Progressive shrinking's phases: 'ks' varies kernels at full expand and depth; 'ks,d' adds depth.
+    from hwnas.evaluation.training import SubspaceSampler, largest_config
+
+    space = SPACES["mbv3-fmnist"]
+    largest = largest_config(space)
+    rng = np.random.default_rng(0)
+    kernels = SubspaceSampler(space, ("ks",))
+    assert kernels.smallest() == {"ks": [3] * 20, "e": [6] * 20, "d": [4] * 5}
+    drawn = kernels.sample(20, rng)
+    assert all(c["e"] == largest["e"] and c["d"] == largest["d"] for c in drawn)
+    assert len({tuple(c["ks"]) for c in drawn}) == 20
+    depths = SubspaceSampler(space, ("ks", "d")).sample(40, rng)
+    assert len({tuple(c["d"]) for c in depths}) > 1
+    for c in depths:  # active blocks at expand 6; inactive ones canonical (first choice)
+        active = [b for s, d in enumerate(c["d"]) for b in range(4 * s, 4 * s + d)]
+        assert all(c["e"][b] == 6 for b in active) and c == space.canonical(c)
+        assert all(c["e"][b] == 3 and c["ks"][b] == 3 for b in range(20) if b not in active)
+    everything = SubspaceSampler(space, ())
+    assert everything.smallest() == smallest_config(space)
+    with pytest.raises(InputError, match="'kernel'"):
+        SubspaceSampler(space, ("kernel",))
+
+
+def test_kernel_phase_trains_the_kernel_transforms():
+    # With only 'ks' elastic every sub-network runs at expand 6 and depth 4, so the kernel
+    # transform matrices (used by 5x5 and 3x3 kernels) learn; a largest-only phase leaves them.
+    from hwnas.evaluation.training import TrainingSettings, train_supernet
+
+    net = make_mbv3_supernet("mbv3-fmnist", checkpoint=None)
+    before = {k: v.clone() for k, v in net.module().state_dict().items()}
+    settings = TrainingSettings(steps=2, batch=16, lr=1e-2, elastic="ks", n_random=1)
+    assert settings.elastic == ("ks",)
+    stats = train_supernet(net, net.task(), settings)
+    after = net.module().state_dict()
+    transforms = [k for k in after if "ks_transform" in k]
+    assert transforms and all(not torch.equal(before[k], after[k]) for k in transforms)
+    assert np.isfinite(stats["train_loss_smallest"])
+    with pytest.raises(InputError, match="elastic"):
+        TrainingSettings(elastic=3)

@@ -30,7 +30,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwnas.evaluation.accuracy import WeightSharingEvaluator  # noqa: E402
+from hwnas.errors import InputError  # noqa: E402
 from hwnas.evaluation.training import (  # noqa: E402
+    SubspaceSampler,
     TrainingSettings,
     largest_config,
     smallest_config,
@@ -42,6 +44,22 @@ from hwnas.supernets.mbv3 import make_mbv3_supernet  # noqa: E402
 SPACE = "mbv3-fmnist"
 
 
+def _parse_phase(text: str, base: TrainingSettings) -> TrainingSettings:
+    """``ELASTIC:STEPS[:LR]`` (see ``--phase``) as the settings of one training phase."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        steps = int(parts[1])
+        lr = float(parts[2]) if len(parts) == 3 else base.lr
+    except ValueError:
+        raise ValueError(f"--phase {text!r} is not ELASTIC:STEPS[:LR] (e.g. 'ks,d:500:2e-3')") from None
+    elastic = parts[0].strip()
+    if elastic == "largest":
+        return replace(base, steps=steps, lr=lr, largest_only=True, n_random=0)
+    return replace(base, steps=steps, lr=lr, elastic=() if elastic == "all" else tuple(elastic.split(",")))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batches and sampled sub-networks")
@@ -51,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
                              "shrinking starts so), with its own warm-up and decay; 0: none")
     parser.add_argument("--full-lr", type=float, default=None, help="peak learning rate of that phase (default --lr)")
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (batches) of the sandwich phase")
+    parser.add_argument("--phase", action="append", default=[], metavar="ELASTIC:STEPS[:LR]",
+                        help="progressive shrinking (OFA): run these phases in order instead of --full-steps/--steps; "
+                             "ELASTIC is 'largest' (the largest alone), 'all' (the sandwich over the whole space) or "
+                             "the dimensions that vary, comma-separated (e.g. 'ks', then 'ks,d'), the others held at "
+                             "their largest; each phase has its own warm-up and decay; LR defaults to --lr")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
     parser.add_argument("--weight-decay", type=float, default=0.01)
@@ -66,16 +89,29 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     settings = TrainingSettings(steps=args.steps, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
                                 warmup=0.03, n_random=args.n_random, distill=args.distill, seed=args.seed)
+    try:
+        plan = [_parse_phase(text, settings) for text in args.phase]
+    except ValueError as error:
+        parser.error(str(error))
     supernet = make_mbv3_supernet(SPACE, seed=args.seed, checkpoint=None, data_dir=args.data)
     task = supernet.task()
+    for phase in plan:
+        try:
+            SubspaceSampler(supernet.space, phase.elastic)
+        except InputError as error:
+            parser.error(str(error))
     phases = []
-    if args.full_steps:
+    for i, phase in enumerate(plan):
+        print(f"phase {i + 1}/{len(plan)}: {phase}", flush=True)
+        phases.append(train_supernet(supernet, task, phase, log=lambda line: print(line, flush=True)))
+    if args.full_steps and not plan:
         full = replace(settings, steps=args.full_steps, largest_only=True, n_random=0,
                        lr=args.full_lr if args.full_lr is not None else args.lr)
         print(f"phase 1: largest sub-network alone, {full}", flush=True)
         phases.append(train_supernet(supernet, task, full, log=lambda line: print(line, flush=True)))
-    print(f"training {SPACE} on {task.name} ({len(task.train)} train images), {settings}", flush=True)
-    phases.append(train_supernet(supernet, task, settings, log=lambda line: print(line, flush=True)))
+    if not plan:
+        print(f"training {SPACE} on {task.name} ({len(task.train)} train images), {settings}", flush=True)
+        phases.append(train_supernet(supernet, task, settings, log=lambda line: print(line, flush=True)))
     stats = dict(phases[-1])
     for key in ("wall_s", "cpu_s", "epochs"):
         stats[key] = sum(p[key] for p in phases)

@@ -10,6 +10,11 @@ gradients of all of them are accumulated and AdamW takes one step. With in-place
 
 Learning rate: linear warm-up over ``warmup`` of the steps, then linear decay to 0.
 
+Phases of progressive shrinking (Once-for-All) are runs with ``elastic`` naming the dimensions
+that vary (e.g. ``("ks",)``, then ``("ks", "d")``, then all): the other dimensions stay at their
+largest value in the random sub-networks, and "the smallest" is the smallest of that sub-space
+(the elastic dimensions at their smallest, the rest at their largest).
+
 Batches are taken in their trimmed form (``Split.feeds(rows, trim=True)``; for text: cut to
 the longest sentence, whose padding is masked out anyway, so the logits do not change) to save
 time. Deterministic given ``seed`` and the number of threads.
@@ -32,7 +37,17 @@ from hwnas.space import Config, SearchSpace
 from hwnas.supernets.base import Supernet
 from hwnas.task import Task
 
-__all__ = ["TrainingSettings", "largest_config", "smallest_config", "train_supernet"]
+__all__ = ["SubspaceSampler", "TrainingSettings", "largest_config", "smallest_config", "train_supernet"]
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    """A tuple of dimension names (a comma-separated string is split); checked against a space
+    when training starts."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise InputError(f"{name} must be dimension names, got {value!r}")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -49,14 +64,16 @@ class TrainingSettings:
     clip: float = 1.0  # gradient-norm clipping
     seed: int = 0
     largest_only: bool = False  # train the largest sub-network alone (OFA's first phase), no sandwich
+    elastic: tuple[str, ...] = ()  # dimensions the smallest and random sub-networks vary; (): all
 
     def __post_init__(self) -> None:
-        check_settings(asdict(self), SCHEMA)
+        checked = check_settings(asdict(self), SCHEMA)
+        object.__setattr__(self, "elastic", checked["elastic"])  # "ks,d" -> ("ks", "d")
 
 
 SCHEMA = {"steps": Int(1), "batch": Int(1), "lr": Float(0.0, lo_open=True), "weight_decay": Float(0.0),
           "warmup": Float(0.0, 1.0, hi_open=True), "n_random": Int(0), "distill": Probability(),
-          "clip": Float(0.0), "seed": Int(0), "largest_only": Bool()}
+          "clip": Float(0.0), "seed": Int(0), "largest_only": Bool(), "elastic": _names}
 """The check of every :class:`TrainingSettings` field (:mod:`hwnas.checks`)."""
 
 
@@ -77,6 +94,61 @@ def largest_config(space: SearchSpace) -> Config:
 def smallest_config(space: SearchSpace) -> Config:
     """The configuration with the smallest value of every dimension."""
     return _extreme_config(space, min)
+
+
+class SubspaceSampler:
+    """Configurations of the sub-space where only ``elastic`` dimensions vary (the others at
+    their largest value); all dimensions vary when ``elastic`` is empty.
+
+    Raises:
+        InputError: naming an ``elastic`` entry that is not a dimension of ``space``.
+    """
+
+    def __init__(self, space: SearchSpace, elastic: tuple[str, ...] = ()):
+        known = [d.name for d in space.dimensions]
+        for name in elastic:
+            if name not in known:
+                raise InputError(f"elastic dimension {name!r} is not in space {space.name!r} "
+                                 f"(dimensions: {', '.join(known)})")
+        self.space = space
+        self.elastic = tuple(elastic)
+        self.largest = largest_config(space)
+        # Gene positions held at the largest configuration's genes.
+        fixed, start = np.zeros(space.n_genes, dtype=bool), 0
+        for dim in space.dimensions:
+            if elastic and dim.name not in elastic:
+                fixed[start : start + dim.n_genes] = True
+            start += dim.n_genes
+        self._fixed = fixed
+        self._largest_genes = space.to_genes(self.largest)
+
+    def _with_fixed(self, genes: np.ndarray) -> Config | None:
+        genes = np.where(self._fixed, self._largest_genes, genes)
+        config = self.space.from_genes(genes, validate=False)
+        return self.space.canonical(config) if self.space.is_valid(config) else None
+
+    def smallest(self) -> Config:
+        """The smallest configuration of the sub-space."""
+        config = self._with_fixed(self.space.to_genes(smallest_config(self.space)))
+        if config is None:
+            raise InputError(f"the smallest configuration of {self.elastic} in {self.space.name!r} is not valid")
+        return config
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[Config]:
+        """``n`` configurations drawn uniformly over the elastic genes (invalid draws rejected)."""
+        if not self.elastic:
+            return self.space.sample(n, seed=rng)
+        out: list[Config] = []
+        upper = self.space.gene_upper_bounds
+        for _ in range(1000 * max(n, 1) + 10_000):
+            if len(out) >= n:
+                break
+            config = self._with_fixed(rng.integers(0, upper + 1))
+            if config is not None:
+                out.append(config)
+        if len(out) < n:
+            raise InputError(f"could not draw {n} valid configurations varying {self.elastic} in {self.space.name!r}")
+        return out
 
 
 def _decays(name: str, param: torch.Tensor) -> bool:
@@ -120,7 +192,8 @@ def train_supernet(
     torch.manual_seed(s.seed)
     rng = np.random.default_rng(s.seed)
     space = supernet.space
-    largest, smallest = largest_config(space), smallest_config(space)
+    sampler = SubspaceSampler(space, s.elastic)
+    largest, smallest = sampler.largest, sampler.smallest()
     net = supernet.module()
     net.train()
     decay = [p for n, p in net.named_parameters() if _decays(n, p)]
@@ -145,7 +218,7 @@ def train_supernet(
         for group in optimizer.param_groups:
             group["lr"] = s.lr * _lr_factor(step, s.steps, warmup)
         optimizer.zero_grad(set_to_none=True)
-        configs = [largest] if s.largest_only else [largest, smallest] + space.sample(s.n_random, seed=rng)
+        configs = [largest] if s.largest_only else [largest, smallest] + sampler.sample(s.n_random, rng)
         teacher: torch.Tensor | None = None
         for k, config in enumerate(configs):
             logits = supernet.forward(inputs, config)

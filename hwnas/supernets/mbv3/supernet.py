@@ -21,10 +21,10 @@ Spaces:
   so it has no accuracy objective (for profiling and latency studies).
 * ``mbv3-fmnist`` — the same 45 genes, activations and squeeze-excite pattern, fitted to
   28×28 grayscale Fashion-MNIST (:mod:`hwnas.supernets.mbv3.fmnist`): input [batch, 1, 28, 28],
-  10 classes; stem/first block 8 (stem stride 2: 28 → 14); stages 16, 24, 32, 48, 64 with
-  stride 1, 2, 1, 1, 2 (14 → 14 → 7 → 7 → 7 → 4); final expand 192, feature mix 256. Narrow
+  10 classes; stem/first block 8 (stem stride 2: 28 → 14); stages 8, 16, 24, 32, 40 with
+  stride 2, 2, 1, 1, 1 (14 → 7 → 4 → 4 → 4 → 4); final expand 160, feature mix 256. Narrow
   enough that one sub-network's evaluation (BN recalibration + 5,000 validation images) takes
-  about a second on one CPU thread, and 4×4 final maps still leave room for the 7×7 kernels.
+  about a second on two CPU threads (:data:`LAYOUTS` holds the numbers).
   Ships trained weights (``hwnas/data/mbv3-fmnist.pt``, made by ``tools/train_mbv3.py``).
 
 Batch normalisation (as OFA): the shared weights carry only BN's affine parameters; each
