@@ -60,15 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--space", required=True)
     p.add_argument("--marks", type=_marks, default=[75, 150, 300], help="evaluation counts [default: 75,150,300]")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--validation-examples", type=int, default=None, metavar="N",
+                   help="as tools/bench_search.py's option of that name (bert-mini only); give the runs' value")
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from hwnas.evaluation.accuracy import get_evaluator
+    from bench_search import make_evaluator  # tools/bench_search.py, beside this file
+
     from hwnas.supernets.registry import get_supernet
 
     supernet = get_supernet(args.space)
-    evaluator = get_evaluator(supernet)
+    evaluator = make_evaluator(supernet, args.validation_examples)
     runs = []
     for path in args.runs:
         match = re.fullmatch(r"(.+)-s(\d+)", path.name)
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             run = read_run(path, space=args.space, require_complete=False)
         except InputError as error:
             p.error(str(error))
+        if run.meta.get("evaluator") != evaluator.description:
+            p.error(f"{path}: scored by {run.meta.get('evaluator')!r}, not {evaluator.description!r} "
+                    "(--validation-examples must match the runs')")
         names = [o["name"] for o in run.meta["objectives"]]
         if names[:1] != ["accuracy"] or len(names) != 2:
             p.error(f"{path}: objectives {names}; this tool needs accuracy and one latency")

@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--population", type=int, default=50)
     p.add_argument("--inner-evals", type=int, default=20_000, help="LINAS inner predicted evaluations.")
     p.add_argument("--threads", type=int, default=1, help="torch threads for accuracy evaluation.")
+    p.add_argument("--validation-examples", type=int, default=None, metavar="N",
+                   help="bert-mini only: score on a validation split of N sentences instead of 2,000 (the "
+                        "synthetic task regenerated with the same training sentences; its test split becomes "
+                        "the next 2,000) — to see what a finer accuracy objective changes.")
     p.add_argument("--loop-cost", default=None, metavar="SIZES",
                    help="Measure one LINAS outer loop for archives of these sizes (e.g. 50,250,500) instead.")
     return p.parse_args(argv)
@@ -107,6 +111,31 @@ def _setting_value(text: str):
         except ValueError:
             pass
     return text
+
+
+def make_evaluator(supernet, validation_examples: int | None):
+    """The space's accuracy evaluator; with ``validation_examples`` (bert-mini's synthetic task
+    only), one on that task regenerated with N validation sentences. Its sentence stream is the
+    same, so the training split is the checkpoint's own and the new validation and test splits
+    hold no training sentence."""
+    from hwnas.evaluation.accuracy import WeightSharingEvaluator, get_evaluator
+
+    if validation_examples is None:
+        return get_evaluator(supernet)
+    task = supernet.accuracy_task()
+    if getattr(task, "name", None) != "sentiment-synth":
+        raise SystemExit(f"error: --validation-examples needs bert-mini's synthetic task, not {supernet.name!r}")
+    from hwnas.supernets.bert.sentiment import make_task
+
+    bigger = make_task(task.name, seed=task.seed, seq_len=task.seq_len, n_train=len(task.train),
+                       n_val=validation_examples, n_test=len(task.test))
+    def rows(split) -> set:  # (sentence, label) pairs; the splits' order depends on the sizes
+        return set(zip(map(tuple, split.input_ids.tolist()), split.labels.tolist()))
+
+    train = rows(task.train)
+    if rows(bigger.train) != train or rows(bigger.validation) & train or rows(bigger.test) & train:
+        raise SystemExit("error: the regenerated task's training split differs from the checkpoint's")
+    return WeightSharingEvaluator(supernet, bigger)
 
 
 def log(message: str) -> None:
@@ -200,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     from hwnas.supernets.registry import get_supernet
 
     supernet = get_supernet(args.space)
-    evaluator = get_evaluator(supernet)
+    evaluator = make_evaluator(supernet, args.validation_examples)
     args.out.mkdir(parents=True, exist_ok=True)
     profile = ensure_profile(args, supernet)
     if args.loop_cost:
