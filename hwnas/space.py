@@ -441,13 +441,18 @@ class SearchSpace:
         return all(c.check(config) for c in self.constraints)
 
     # -- sampling and enumeration -------------------------------------------------------------
-    def sample(self, n: int, seed: int | np.random.Generator | None = 0, unique: bool = False) -> list[Config]:
+    def sample(self, n: int, seed: int | np.random.Generator | None = 0, unique: bool = False,
+               hold: np.ndarray | None = None) -> list[Config]:
         """``n`` valid canonical configurations drawn uniformly over genes (rejecting invalid ones).
 
         With ``unique``, no two returned configurations are equal (raises when the space has fewer).
+        ``hold``: int [n_genes]; where it is ≥ 0 the gene is held at that value instead of drawn
+        (a sub-space, e.g. a phase of progressive shrinking; every gene is still drawn from the
+        generator, so the stream does not depend on ``hold``).
         """
         rng = np.random.default_rng(seed)
         upper = self.gene_upper_bounds
+        held = None if hold is None else np.asarray(hold, dtype=np.int64) >= 0
         out: list[Config] = []
         seen: set[str] = set()
         attempts = 0
@@ -456,6 +461,8 @@ class SearchSpace:
             if attempts > 1000 * max(n, 1) + 10_000:
                 raise InputError(f"could not draw {n} distinct valid configurations from {self.name!r}")
             genes = rng.integers(0, upper + 1)
+            if held is not None:
+                genes = np.where(held, hold, genes)
             config = self.from_genes(genes, validate=False)
             if not self.is_valid(config):
                 continue

@@ -264,3 +264,15 @@ def test_vectorised_canonical_genes_match_the_config_round_trip(space):
                      if space.is_valid(space.from_genes(row, validate=False))])
     got = canonical_genes(space, raw)[[space.is_valid(space.from_genes(row, validate=False)) for row in raw]]
     assert (got == want).all()
+
+
+def test_sample_holds_the_genes_it_is_told_to_and_keeps_the_stream():
+    hold = np.full(BERT_MINI.n_genes, -1)
+    hold[0] = BERT_MINI.gene_upper_bounds[0]  # the depth gene at its largest choice
+    held = BERT_MINI.sample(20, seed=3, hold=hold)
+    free = BERT_MINI.sample(20, seed=3)
+    depth = BERT_MINI.dimensions[0]
+    assert all(c[depth.name] == depth.choices[-1] for c in held)
+    assert any(c[depth.name] != depth.choices[-1] for c in free)
+    # every gene is still drawn, so a hold that holds nothing changes nothing
+    assert BERT_MINI.sample(20, seed=3, hold=np.full(BERT_MINI.n_genes, -1)) == free

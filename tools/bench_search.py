@@ -129,12 +129,14 @@ def make_evaluator(supernet, validation_examples: int | None):
 
     bigger = make_task(task.name, seed=task.seed, seq_len=task.seq_len, n_train=len(task.train),
                        n_val=validation_examples, n_test=len(task.test))
+
     def rows(split) -> set:  # (sentence, label) pairs; the splits' order depends on the sizes
         return set(zip(map(tuple, split.input_ids.tolist()), split.labels.tolist()))
 
     train = rows(task.train)
     if rows(bigger.train) != train or rows(bigger.validation) & train or rows(bigger.test) & train:
-        raise SystemExit("error: the regenerated task's training split differs from the checkpoint's")
+        raise SystemExit("error: the regenerated task's training split differs from the checkpoint's, "
+                         "or its validation or test split holds training sentences")
     return WeightSharingEvaluator(supernet, bigger)
 
 

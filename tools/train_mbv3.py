@@ -100,18 +100,15 @@ def main(argv: list[str] | None = None) -> int:
             SubspaceSampler(supernet.space, phase.elastic)
         except InputError as error:
             parser.error(str(error))
+    if not plan:  # --full-steps (the largest alone) then --steps of the sandwich
+        full = replace(settings, steps=args.full_steps, largest_only=True, n_random=0,
+                       lr=args.full_lr if args.full_lr is not None else args.lr)
+        plan = ([full] if args.full_steps else []) + [settings]
+    print(f"training {SPACE} on {task.name} ({len(task.train)} train images)", flush=True)
     phases = []
     for i, phase in enumerate(plan):
         print(f"phase {i + 1}/{len(plan)}: {phase}", flush=True)
         phases.append(train_supernet(supernet, task, phase, log=lambda line: print(line, flush=True)))
-    if args.full_steps and not plan:
-        full = replace(settings, steps=args.full_steps, largest_only=True, n_random=0,
-                       lr=args.full_lr if args.full_lr is not None else args.lr)
-        print(f"phase 1: largest sub-network alone, {full}", flush=True)
-        phases.append(train_supernet(supernet, task, full, log=lambda line: print(line, flush=True)))
-    if not plan:
-        print(f"training {SPACE} on {task.name} ({len(task.train)} train images), {settings}", flush=True)
-        phases.append(train_supernet(supernet, task, settings, log=lambda line: print(line, flush=True)))
     stats = dict(phases[-1])
     for key in ("wall_s", "cpu_s", "epochs"):
         stats[key] = sum(p[key] for p in phases)

@@ -113,42 +113,25 @@ class SubspaceSampler:
         self.space = space
         self.elastic = tuple(elastic)
         self.largest = largest_config(space)
-        # Gene positions held at the largest configuration's genes.
-        fixed, start = np.zeros(space.n_genes, dtype=bool), 0
+        # The genes held at the largest configuration's (-1: drawn).
+        hold, start = space.to_genes(self.largest), 0
         for dim in space.dimensions:
-            if elastic and dim.name not in elastic:
-                fixed[start : start + dim.n_genes] = True
+            if not elastic or dim.name in elastic:
+                hold[start : start + dim.n_genes] = -1
             start += dim.n_genes
-        self._fixed = fixed
-        self._largest_genes = space.to_genes(self.largest)
-
-    def _with_fixed(self, genes: np.ndarray) -> Config | None:
-        genes = np.where(self._fixed, self._largest_genes, genes)
-        config = self.space.from_genes(genes, validate=False)
-        return self.space.canonical(config) if self.space.is_valid(config) else None
+        self._hold = hold
 
     def smallest(self) -> Config:
         """The smallest configuration of the sub-space."""
-        config = self._with_fixed(self.space.to_genes(smallest_config(self.space)))
-        if config is None:
+        genes = np.where(self._hold >= 0, self._hold, self.space.to_genes(smallest_config(self.space)))
+        config = self.space.from_genes(genes, validate=False)
+        if not self.space.is_valid(config):
             raise InputError(f"the smallest configuration of {self.elastic} in {self.space.name!r} is not valid")
-        return config
+        return self.space.canonical(config)
 
     def sample(self, n: int, rng: np.random.Generator) -> list[Config]:
         """``n`` configurations drawn uniformly over the elastic genes (invalid draws rejected)."""
-        if not self.elastic:
-            return self.space.sample(n, seed=rng)
-        out: list[Config] = []
-        upper = self.space.gene_upper_bounds
-        for _ in range(1000 * max(n, 1) + 10_000):
-            if len(out) >= n:
-                break
-            config = self._with_fixed(rng.integers(0, upper + 1))
-            if config is not None:
-                out.append(config)
-        if len(out) < n:
-            raise InputError(f"could not draw {n} valid configurations varying {self.elastic} in {self.space.name!r}")
-        return out
+        return self.space.sample(n, seed=rng, hold=self._hold)
 
 
 def _decays(name: str, param: torch.Tensor) -> bool:
