@@ -39,17 +39,30 @@ from bench_latency import metrics  # noqa: E402
 BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
 
 
-def profile(supernet, path: Path, threads: int | None, niceness) -> dict:
-    """Profile from scratch at ``niceness`` (None: normal priority); the profile's summary and
-    how long it took."""
+def profile(supernet, path: Path, threads: int | None, niceness, policy=None) -> dict:
+    """Profile from scratch at ``niceness`` (None: normal priority) with ``policy`` (default: the
+    full :class:`~hwnas.profiling.profiler.MeasurePolicy`); the profile's summary and how long it took."""
     from hwnas.profiling.profiler import MeasurePolicy, Profiler
 
     load = os.getloadavg()
     started = time.perf_counter()
-    result = Profiler(supernet, path, threads=threads, policy=MeasurePolicy(), niceness=niceness).run()
+    result = Profiler(supernet, path, threads=threads, policy=policy or MeasurePolicy(), niceness=niceness).run()
     return {"path": str(path), "seconds": round(time.perf_counter() - started, 1), "load_before": load,
             "load_after": os.getloadavg(), "noisy": result.noisy, "noise": result.noise,
             "noise_floor": result.noise_floor, "stats": result.stats, "calibration_choice": None}
+
+
+def held_out_configs(space, profiles, n: int, seed: int) -> list[dict]:
+    """``n`` seeded sub-networks that no calibration set of ``profiles`` holds."""
+    seen = {space.key(c["config"]) for p in profiles for c in p.calibration}
+    rng = np.random.default_rng(seed)
+    held_out, keys = [], set()
+    while len(held_out) < n:
+        (config,) = space.sample(1, seed=rng)
+        if space.key(config) not in seen | keys:
+            held_out.append(config)
+            keys.add(space.key(config))
+    return held_out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,15 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     profiles = {name: load_profile(args.dir / f"{name}.json", space=args.space) for name, _, _ in runs}
     predictors = {name: LatencyPredictor(p, supernet) for name, p in profiles.items()}
-    space = supernet.space
-    seen = {space.key(c["config"]) for p in profiles.values() for c in p.calibration}
-    rng = np.random.default_rng(args.seed)
-    held_out, keys = [], set()
-    while len(held_out) < args.held_out:
-        (config,) = space.sample(1, seed=rng)
-        if space.key(config) not in seen | keys:
-            held_out.append(config)
-            keys.add(space.key(config))
+    held_out = held_out_configs(supernet.space, profiles.values(), args.held_out, args.seed)
     shape, threads = profiles["quiet"].shape, int(profiles["quiet"].settings["threads"])
     print(f"timing {len(held_out)} held-out sub-networks (busy loop stopped) …", file=sys.stderr, flush=True)
     load_before = os.getloadavg()

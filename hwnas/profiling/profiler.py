@@ -57,7 +57,8 @@ class MeasurePolicy:
 
     Every item (block or calibration sub-network) is measured in ``rounds`` rounds over all
     items (see :mod:`hwnas.profiling.rounds`); each round is a new session with at least ``warmup``
-    untimed runs adding up to ``warmup_seconds``, then at least ``ceil(repeats / rounds)`` (and 3) timed runs, continuing until
+    untimed runs adding up to ``warmup_seconds`` (but no more than 2 once they add up to
+    ``warmup_cap_seconds``: :func:`~hwnas.profiling.timing.time_session`), then at least ``ceil(repeats / rounds)`` (and 3) timed runs, continuing until
     they add up to ``min_seconds / rounds`` (blocks) or ``calibration_min_seconds / rounds``
     (whole sub-networks). ``noise_blocks`` blocks are the reference blocks, each timed in a
     session kept open for the run for :data:`REFERENCE_SECONDS`, before every ``reference_every``-th
@@ -70,10 +71,11 @@ class MeasurePolicy:
 
     warmup: int = 5
     warmup_seconds: float = 0.05
-    repeats: int = 20
-    min_seconds: float = 1.0
+    warmup_cap_seconds: float = 0.25
+    repeats: int = 9
+    min_seconds: float = 0.5
     calibration_size: int = 30
-    calibration_min_seconds: float = 2.0
+    calibration_min_seconds: float = 1.0
     noise_blocks: int = 6
     # The schedule's settings, flat so that the profile's settings record them; defaults are
     # RoundsPolicy's (one source).
@@ -102,7 +104,8 @@ class MeasurePolicy:
         """One round of an item in a new ``session``: the warm-up, then at least
         :meth:`round_repeats` timed runs adding up to ``total_seconds / rounds``."""
         return time_session(session, feeds, warmup=self.warmup, warmup_seconds=self.warmup_seconds,
-                            repeats=self.round_repeats(), min_seconds=total_seconds / max(self.rounds, 1))
+                            warmup_cap_seconds=self.warmup_cap_seconds, repeats=self.round_repeats(),
+                            min_seconds=total_seconds / max(self.rounds, 1))
 
 
 #: Seconds of timed runs of one reference measurement (in its open session).
@@ -146,7 +149,7 @@ class ReferenceSessions:
         if key not in self._sessions:
             session = make_session(model, self.ep, self.threads)
             time_session(session, feeds, warmup=self.policy.warmup, warmup_seconds=self.policy.warmup_seconds,
-                         repeats=1)
+                         warmup_cap_seconds=self.policy.warmup_cap_seconds, repeats=1)
             self._sessions[key] = session
         return self._sessions[key]
 

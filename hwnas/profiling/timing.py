@@ -11,6 +11,7 @@ provider is missing and then runs on the CPU provider, so every session's provid
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -239,13 +240,17 @@ def time_session(
     repeats: int,
     min_seconds: float = 0.0,
     warmup_seconds: float = 0.0,
+    warmup_cap_seconds: float = math.inf,
 ) -> Timing:
     """Time `session` on `feeds` (input name -> array of the input's shape).
 
     Runs at least `warmup` untimed runs, continuing until they add up to `warmup_seconds` (a new
     session's first runs are slow for a while: on a 2-core AMD EPYC a 0.4 ms BERT layer's
-    session-to-session spread of medians fell from 22% after 2 warm-up runs to 6% after 50), then at least `repeats` timed runs, continuing until the timed
-    runs add up to `min_seconds` seconds (at most MAX_REPEATS runs).
+    session-to-session spread of medians fell from 22% after 2 warm-up runs to 6% after 50); the
+    warm-up also ends, after at least 2 runs, once its runs add up to `warmup_cap_seconds` (a
+    100 ms model needs no 5 warm-up runs: what is slow in a new session is its first run, which
+    allocates). Then at least `repeats` timed runs, continuing until the timed runs add up to
+    `min_seconds` seconds (at most MAX_REPEATS runs).
     """
     if repeats < 1 or warmup < 0:
         raise InputError(f"need repeats >= 1 and warmup >= 0, got {repeats=}, {warmup=}")
@@ -271,7 +276,10 @@ def time_session(
         return time.perf_counter_ns() - t0
 
     run_ns, warm_runs = 0, 0
+    cap_ns = warmup_cap_seconds * 1e9
     while warm_runs < warmup or (run_ns < warmup_seconds * 1e9 and warm_runs < MAX_REPEATS):
+        if warm_runs >= 2 and run_ns >= cap_ns:
+            break
         run_ns += run()
         warm_runs += 1
     times: list[int] = []

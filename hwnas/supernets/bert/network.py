@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 LN_EPS = 1e-12
 MASK_VALUE = -10000.0
@@ -64,7 +65,9 @@ def _layer_norm(ln: nn.LayerNorm, hidden: int, x: torch.Tensor) -> torch.Tensor:
 
 
 def _sliced_linear(layer: nn.Linear, out_features: int, in_features: int) -> nn.Linear:
-    new = nn.Linear(in_features, out_features)
+    # skip_init: the random initialisation would be overwritten (it cost ~1 s per BERT-large-sized
+    # sub-network, 7% of its export).
+    new = skip_init(nn.Linear, in_features, out_features)
     with torch.no_grad():
         new.weight.copy_(layer.weight[:out_features, :in_features])
         new.bias.copy_(layer.bias[:out_features])
@@ -72,7 +75,7 @@ def _sliced_linear(layer: nn.Linear, out_features: int, in_features: int) -> nn.
 
 
 def _sliced_layer_norm(ln: nn.LayerNorm, hidden: int) -> nn.LayerNorm:
-    new = nn.LayerNorm(hidden, eps=ln.eps)
+    new = skip_init(nn.LayerNorm, hidden, eps=ln.eps)
     with torch.no_grad():
         new.weight.copy_(ln.weight[:hidden])
         new.bias.copy_(ln.bias[:hidden])
@@ -111,12 +114,13 @@ class Embeddings(nn.Module):
         return x, mask
 
     def sliced(self, hidden: int) -> Embeddings:
-        new = Embeddings(self.word.num_embeddings, self.position.num_embeddings,
-                         self.token_type.num_embeddings, hidden)
-        with torch.no_grad():
-            new.word.weight.copy_(self.word.weight[:, :hidden])
-            new.position.weight.copy_(self.position.weight[:, :hidden])
-            new.token_type.weight.copy_(self.token_type.weight[:, :hidden])
+        new = Embeddings.__new__(Embeddings)
+        nn.Module.__init__(new)
+        new.hidden = hidden
+        with torch.no_grad():  # _weight: no random initialisation to overwrite
+            for name in ("word", "position", "token_type"):
+                table = getattr(self, name).weight
+                setattr(new, name, nn.Embedding(table.shape[0], hidden, _weight=table[:, :hidden].clone()))
         new.norm = _sliced_layer_norm(self.norm, hidden)
         return new
 
