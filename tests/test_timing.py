@@ -60,6 +60,7 @@ def test_min_seconds_extends_repeats(tiny_model, feeds):
     assert t.repeats > 5
     assert t.run_seconds >= 0.02
 
+
 def test_warmup_cap_stops_warmup_after_two_runs(tiny_model, feeds):
     session = make_session(tiny_model, "cpu", 1)
     # A cap already reached: 2 warm-up runs, not the 5 asked for nor the 0.05 s.
@@ -70,7 +71,6 @@ def test_warmup_cap_stops_warmup_after_two_runs(tiny_model, feeds):
     assert full.warmup > 5
     # A cap above what the warm-up needs changes nothing.
     assert time_session(session, feeds, warmup=5, warmup_cap_seconds=10.0, repeats=3).warmup == 5
-
 
 
 def test_model_path(tiny_model, feeds, tmp_path):

@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in order:
         print(f"profiling with the {name!r} policy …", file=sys.stderr, flush=True)
         summaries[name] = profile(supernet, args.dir / f"{name}.json", args.threads, MEASURE_NICENESS, known[name])
-        summaries[name]["policy"] = {k: v for k, v in vars(known[name]).items()}
+        summaries[name]["policy"] = asdict(known[name])
         print(f"  {summaries[name]['seconds']:.0f} s", file=sys.stderr, flush=True)
 
     profiles = {name: load_profile(args.dir / f"{name}.json", space=args.space) for name in order}

@@ -16,6 +16,10 @@
 * ``rounds``: ``--sessions`` new sessions of ``embed/H=128`` (a ~30 µs block) at ``--threads``,
   each one profiler round long; prints the session medians (µs) (why the anchors are typical
   levels, not the fastest round).
+* ``first-runs``: the largest sub-network of ``--space`` (default shape) in ``--sessions`` new
+  sessions at ``--threads``; prints each session's first 10 runs (ms) (why the warm-up of a
+  long model is capped at 2 runs: ``python tools/bench_session_noise.py first-runs --space
+  bert-ose --threads 2 --sessions 4``).
 
 Run it on a quiet machine; it prints, it writes nothing.
 """
@@ -49,8 +53,8 @@ def _us(values) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("spells", "warmup", "rounds", "priority"))
-    parser.add_argument("--space", default="bert-mini", help="space of --block (priority)")
+    parser.add_argument("what", choices=("spells", "warmup", "rounds", "priority", "first-runs"))
+    parser.add_argument("--space", default="bert-mini", help="space of --block (priority) or of the sub-network (first-runs)")
     parser.add_argument("--block", default="layer/H=128/A=2/dh=32/I=128")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -79,12 +83,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warm-up {warmup:2d} runs, {seconds} s timed: {_us(medians)}  spread {spread:.0%}")
     elif args.what == "priority":
         return _priority(args)
+    elif args.what == "first-runs":
+        _first_runs(args)
     else:
         model, feeds = _block("embed/H=128")
         medians = [time_session(make_session(model, "cpu", args.threads), feeds, warmup=2, warmup_seconds=0.05,
                                 repeats=4, min_seconds=0.1).median_ms for _ in range(args.sessions)]
         print(f"embed/H=128, {args.threads} thread(s), session medians (µs): {_us(medians)}")
     return 0
+
+
+def _first_runs(args) -> None:
+    from hwnas.evaluation.training import largest_config
+    from hwnas.profiling.profiler import export_subnet
+
+    net = get_supernet(args.space)
+    model, feeds = export_subnet(net, largest_config(net.space), net.default_shape)
+    print(f"{args.space} largest sub-network, {args.threads} thread(s), the first 10 runs of each new session (ms):")
+    for _ in range(args.sessions):
+        session = make_session(model, "cpu", args.threads)
+        runs = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            session.run(None, feeds)
+            runs.append((time.perf_counter() - t0) * 1000)
+        print("  " + " ".join(f"{r:.1f}" for r in runs), flush=True)
 
 
 def _priority(args) -> int:

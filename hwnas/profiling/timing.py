@@ -247,9 +247,9 @@ def time_session(
     Runs at least `warmup` untimed runs, continuing until they add up to `warmup_seconds` (a new
     session's first runs are slow for a while: on a 2-core AMD EPYC a 0.4 ms BERT layer's
     session-to-session spread of medians fell from 22% after 2 warm-up runs to 6% after 50); the
-    warm-up also ends, after at least 2 runs, once its runs add up to `warmup_cap_seconds` (a
-    100 ms model needs no 5 warm-up runs: what is slow in a new session is its first run, which
-    allocates). Then at least `repeats` timed runs, continuing until the timed runs add up to
+    warm-up also ends, after at least 2 runs, once its runs add up to `warmup_cap_seconds` (the
+    first runs of a 250 ms BERT sub-network's new sessions were no slower than its later ones:
+    `python tools/bench_session_noise.py first-runs`). Then at least `repeats` timed runs, continuing until the timed runs add up to
     `min_seconds` seconds (at most MAX_REPEATS runs).
     """
     if repeats < 1 or warmup < 0:

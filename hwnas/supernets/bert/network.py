@@ -65,8 +65,8 @@ def _layer_norm(ln: nn.LayerNorm, hidden: int, x: torch.Tensor) -> torch.Tensor:
 
 
 def _sliced_linear(layer: nn.Linear, out_features: int, in_features: int) -> nn.Linear:
-    # skip_init: the random initialisation would be overwritten (it cost ~1 s per BERT-large-sized
-    # sub-network, 7% of its export).
+    # skip_init: a random initialisation would only be overwritten (for BERT-large-sized
+    # sub-networks a noticeable part of the profiler's export).
     new = skip_init(nn.Linear, in_features, out_features)
     with torch.no_grad():
         new.weight.copy_(layer.weight[:out_features, :in_features])
