@@ -5,6 +5,7 @@
     python tools/bench_session_noise.py warmup --sessions 8
     python tools/bench_session_noise.py rounds --threads 2 --sessions 8
     python tools/bench_session_noise.py priority --space bert-ose --block layer/H=768/A=12/dh=64/I=3072 --threads 2 --sessions 6
+    python tools/bench_session_noise.py neighbour --space bert-ose --block layer/H=768/A=12/dh=64/I=3072 --sessions 6
 
 * ``spells``: one bert-mini block (``--block``) in ONE session, timed for ``--seconds``; prints
   the median of each 0.25 s window (µs). A machine whose host slows it in spells shows two
@@ -20,6 +21,14 @@
   sessions at ``--threads``; prints each session's first 10 runs (ms) (why the warm-up of a
   long model is capped at 2 runs: ``python tools/bench_session_noise.py first-runs --space
   bert-ose --threads 2 --sessions 4``).
+
+* ``neighbour``: the block of ``--space`` at ``--threads`` pinned on the first cores, while the
+  next core runs nothing, a CPU-bound Python loop, or a memory-bound loop (numpy copying 128 MB
+  arrays, far beyond the caches), at normal priority; ``--sessions`` cycles, each a new session
+  per condition in a shuffled order; prints each condition's session medians and its median
+  ratio to the quiet session of the same cycle (what a program on a core *beside* the
+  profiler's costs it: the caches and memory bandwidth they share, which neither raised
+  priority nor the profiler's CPU meter, counting only its own cores, keeps away).
 
 Run it on a quiet machine; it prints, it writes nothing.
 """
@@ -53,7 +62,7 @@ def _us(values) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("spells", "warmup", "rounds", "priority", "first-runs"))
+    parser.add_argument("what", choices=("spells", "warmup", "rounds", "priority", "first-runs", "neighbour"))
     parser.add_argument("--space", default="bert-mini", help="space of --block (priority) or of the sub-network (first-runs)")
     parser.add_argument("--block", default="layer/H=128/A=2/dh=32/I=128")
     parser.add_argument("--threads", type=int, default=1)
@@ -85,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return _priority(args)
     elif args.what == "first-runs":
         _first_runs(args)
+    elif args.what == "neighbour":
+        return _neighbour(args)
     else:
         model, feeds = _block("embed/H=128")
         medians = [time_session(make_session(model, "cpu", args.threads), feeds, warmup=2, warmup_seconds=0.05,
@@ -150,6 +161,52 @@ def _priority(args) -> int:
         quiet_raised = sessions("quiet, niceness -20")
     print(f"busy/quiet at niceness 0: {loaded / quiet:.2f}x; at -20: {raised / quiet:.2f}x "
           f"(vs quiet at -20: {raised / quiet_raised:.2f}x)")
+    return 0
+
+
+NEIGHBOURS = {
+    "cpu loop": "while True:\n    pass\n",
+    "memory loop": "import numpy as np\na = np.ones(16 * 2**20)\nb = np.empty_like(a)\n"
+                   "while True:\n    np.copyto(b, a)\n",  # 2 x 128 MB of float64
+}
+
+
+def _neighbour(args) -> int:
+    import os
+    import subprocess
+
+    from hwnas.profiling.timing import pinned
+
+    model, feeds = _block(args.block, args.space)
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) <= args.threads:
+        print(f"needs more than --threads {args.threads} cores; this process may use {len(allowed)}")
+        return 2
+    beside = allowed[args.threads]
+    rng = np.random.default_rng(0)
+    medians: dict[str, list[float]] = {"quiet": [], **{name: [] for name in NEIGHBOURS}}
+    with pinned(args.threads) as cores:
+        print(f"{args.space} {args.block}, {args.threads} thread(s) on cores {cores}, neighbour on core {beside}, "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)
+        for _ in range(args.sessions):
+            for name in rng.permutation(list(medians)):
+                loop = None
+                if name != "quiet":
+                    code = f"import os\nos.sched_setaffinity(0, {{{beside}}})\n" + NEIGHBOURS[name]
+                    loop = subprocess.Popen([sys.executable, "-c", code])
+                    time.sleep(1.0)  # numpy's import and the arrays' first touch
+                try:
+                    medians[name].append(time_session(make_session(model, "cpu", args.threads), feeds, warmup=5,
+                                                      warmup_seconds=0.05, repeats=9, min_seconds=0.5).median_ms)
+                finally:
+                    if loop is not None:
+                        loop.terminate()
+                        loop.wait()
+    for name, values in medians.items():
+        ratios = np.array(values) / np.array(medians["quiet"])
+        print(f"{name:12s} session medians (ms): {' '.join(f'{v:.3f}' for v in values)}  "
+              f"ratio to the cycle's quiet session: median {np.median(ratios):.3f} "
+              f"(range {ratios.min():.3f}-{ratios.max():.3f})")
     return 0
 
 
