@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from hwnas.profiling.rounds import RoundsPolicy, Sample, Scheduler, describe_noise, estimate, noise_report
+from hwnas.profiling.rounds import Load, RoundsPolicy, Sample, Scheduler, describe_noise, estimate, noise_report
 
 TRUE_MS = {f"item{i}": 1.0 + 0.5 * i for i in range(12)}
 REFS = ["item0", "item6"]
@@ -22,27 +22,30 @@ POLICY = RoundsPolicy(rounds=3, reference_every=4, outlier_rel=0.10, drift_rel=0
 
 class FakeTimer:
     """True latency × (1 ± 1% jitter) × the slowdown of the burst active at this call number;
-    ``interference`` reported during bursts that are visible to the CPU meter."""
+    ``interference`` (and ``beside``) reported during bursts that are visible to the CPU meter on
+    the measurement's cores (beside them)."""
 
     def __init__(self, bursts=(), seed=0):
-        self.bursts = list(bursts)  # (first_call, last_call, slowdown, visible_cores)
+        # (first_call, last_call, slowdown, visible_cores[, cores_beside])
+        self.bursts = [tuple(b) + (0.0,) * (5 - len(b)) for b in bursts]
         self.calls: list[str] = []
         self.rng = np.random.default_rng(seed)
 
     def factor(self, n):
-        for first, last, slowdown, cores in self.bursts:
+        for first, last, slowdown, cores, beside in self.bursts:
             if first <= n <= last:
-                return slowdown, cores
-        return 1.0, 0.0
+                return slowdown, cores, beside
+        return 1.0, 0.0, 0.0
 
     def __call__(self, item):
         n = len(self.calls)
         self.calls.append(item)
-        slowdown, cores = self.factor(n)
-        return Sample(TRUE_MS[item] * slowdown * (1 + self.rng.uniform(-0.01, 0.01)), cores)
+        slowdown, cores, beside = self.factor(n)
+        return Sample(TRUE_MS[item] * slowdown * (1 + self.rng.uniform(-0.01, 0.01)), cores, beside)
 
     def probe(self):
-        return self.factor(len(self.calls))[1]
+        _, cores, beside = self.factor(len(self.calls))
+        return Load(cores, beside)
 
 
 def run(timer, state=None, policy=POLICY, on_sample=None):
@@ -121,6 +124,33 @@ def test_persistent_interference_ends_marked_noisy_saying_how_noisy():
     line = describe_noise(noise)
     assert "12 of 12 items" in line and "1.00 cores" in line
     assert len(timer.calls) < 36 * 1.5  # no second full pass under the same load
+
+
+def test_a_program_beside_the_measurement_touches_the_rounds_it_ran_beside():
+    # A memory-bound program on a core the measurement does not use: it takes none of the
+    # measurement's CPU (interference 0) but slows it by 20% for 12 calls; only the meter of the
+    # cores beside sees it (1 core). Touched as "beside", re-measured, unbiased.
+    timer = FakeTimer(bursts=[(14, 25, 1.2, 0.0, 1.0)])
+    state = run(timer)
+    statuses = {s["status"] for ss in state["samples"].values() for s in ss}
+    assert "beside" in statuses and "interference" not in statuses
+    assert max(abs(e) for e in errors(state).values()) < 0.011  # without the rule: up to +20%
+    noise = noise_report(state, list(TRUE_MS), POLICY)
+    assert not noise["noisy"] and noise["beside_cores"]["max"] == 1.0 and noise["remeasured"] > 0
+
+
+def test_a_persistent_program_beside_the_measurement_ends_marked_noisy_naming_it():
+    # The same program through the whole run: every round is slowed alike, so no rule but the
+    # meter of the cores beside can see it; the profile must not come out clean.
+    timer = FakeTimer(bursts=[(0, 10_000, 1.2, 0.0, 1.0)])
+    state = run(timer)
+    noise = noise_report(state, list(TRUE_MS), POLICY)
+    assert noise["noisy"] and noise["touched"] == {"beside": 36} and noise["remeasured"] == 0
+    assert "1.00 beside" in noise["stopped"]
+    assert "beside the profiler's" in describe_noise(noise) and "up to 1.00 cores, median 1.00" in describe_noise(noise)
+    # Half a core beside is within the rule (a background daemon): clean.
+    quiet_neighbour = run(FakeTimer(bursts=[(0, 10_000, 1.0, 0.0, 0.4)]))
+    assert not noise_report(quiet_neighbour, list(TRUE_MS), POLICY)["noisy"]
 
 
 def test_interference_that_ends_is_remeasured_clean():

@@ -165,18 +165,23 @@ def test_raised_priority_applies_to_threads_started_inside_and_is_given_back():
 
 def test_at_raised_priority_cpu_used_by_others_is_recorded_but_does_not_touch_rounds():
     from hwnas.profiling.profiler import MeasurePolicy, schedule_rules
-    from hwnas.profiling.rounds import Sample, Scheduler, noise_report
+    from hwnas.profiling.rounds import Load, Sample, Scheduler, noise_report
 
     # A program at normal priority uses a core all along, but at a raised priority the
     # measurement is not slowed (what tools/bench_interference.py shows on a real busy loop).
     true_ms = {f"i{k}": 1.0 + k for k in range(6)}
     timer = lambda item: Sample(true_ms[item], 1.0)  # noqa: E731
     policy = MeasurePolicy()
-    raised = Scheduler(list(true_ms), [], timer, schedule_rules(policy, -20), probe=lambda: 1.0).run()
+    raised = Scheduler(list(true_ms), [], timer, schedule_rules(policy, -20), probe=lambda: Load(1.0)).run()
     noise = noise_report(raised, list(true_ms), schedule_rules(policy, -20))
     assert not noise["noisy"] and noise["touched"] == {} and noise["interference_cores"]["median"] == 1.0
-    normal = Scheduler(list(true_ms), [], timer, schedule_rules(policy, None), probe=lambda: 1.0).run()
+    normal = Scheduler(list(true_ms), [], timer, schedule_rules(policy, None), probe=lambda: Load(1.0)).run()
     assert noise_report(normal, list(true_ms), schedule_rules(policy, None))["noisy"]
+    # A program on the cores beside the measurement's is not kept away by the raised priority:
+    # it still touches the rounds it ran beside.
+    beside = lambda item: Sample(true_ms[item], 0.0, 1.0)  # noqa: E731
+    loaded = Scheduler(list(true_ms), [], beside, schedule_rules(policy, -20), probe=lambda: Load(0.0, 1.0)).run()
+    assert noise_report(loaded, list(true_ms), schedule_rules(policy, -20))["touched"] == {"beside": 6 * policy.rounds}
 
 
 def test_raised_priority_lets_the_blocks_own_errors_through():
@@ -188,3 +193,35 @@ def test_raised_priority_lets_the_blocks_own_errors_through():
             with raised_priority(niceness):
                 raise OSError("disk full")
         assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores: one measured, one beside it")
+def test_cpu_meter_tells_programs_on_our_cores_from_programs_beside_them():
+    import subprocess
+    import sys
+    import time
+
+    from hwnas.profiling.profiler import CpuMeter
+    from hwnas.profiling.timing import pinned
+
+    # A real busy loop pinned on the core beside ours: the meter of our core must not count it
+    # (it takes none of our CPU), the meter beside must (about one core).
+    allowed = sorted(os.sched_getaffinity(0))
+    with pinned(1) as cores:
+        assert cores == allowed[:1]
+        beside = allowed[1]
+        loop = subprocess.Popen([sys.executable, "-c",
+                                 f"import os\nos.sched_setaffinity(0, {{{beside}}})\nwhile True:\n    pass\n"])
+        try:
+            time.sleep(0.5)
+            meter = CpuMeter(cores)
+            meter.mark()
+            time.sleep(0.6)
+            load = meter.load()
+            probed = meter.probe(0.4)
+        finally:
+            loop.terminate()
+            loop.wait()
+    assert load.beside > 0.7 and load.ours < 0.3, load
+    assert probed.beside > 0.7 and probed.ours < 0.3, probed
+    assert CpuMeter(None).probe(0.3).beside == 0.0  # metering every core leaves nothing beside

@@ -37,7 +37,7 @@ from hwnas.profiling.fingerprint import (
 )
 from hwnas.profiling.precision import INT8_METHOD, check_precision, quantize_dynamic_int8
 from hwnas.profiling.profile import Profile, load_profile
-from hwnas.profiling.rounds import Estimate, RoundsPolicy, Sample, Scheduler, estimate, new_state, noise_report
+from hwnas.profiling.rounds import Estimate, Load, RoundsPolicy, Sample, Scheduler, estimate, new_state, noise_report
 from hwnas.profiling.timing import (
     Timing,
     check_ep,
@@ -65,8 +65,9 @@ class MeasurePolicy:
     sample through the run; when one is slower than its quiet level (the lower quartile of its
     measurements) by more than ``drift_rel`` (a slow spell of the machine), the profiler waits up to ``wait_seconds`` for the spell to pass before
     measuring the next sample. ``outlier_rel``, ``drift_rel``,
-    ``interference_max`` (cores used by other processes) and ``max_passes`` say when a round is
-    touched by interference and how often it is measured again (:class:`RoundsPolicy`).
+    ``interference_max`` (cores used by other processes on the measurement's cores),
+    ``beside_max`` (cores they use beside them) and ``max_passes`` say when a round is touched by
+    interference and how often it is measured again (:class:`RoundsPolicy`).
     """
 
     warmup: int = 5
@@ -84,6 +85,7 @@ class MeasurePolicy:
     outlier_rel: float = RoundsPolicy.outlier_rel
     drift_rel: float = RoundsPolicy.drift_rel
     interference_max: float = RoundsPolicy.interference_max
+    beside_max: float = RoundsPolicy.beside_max
     max_passes: int = RoundsPolicy.max_passes
     wait_seconds: float = RoundsPolicy.wait_seconds
     wait_step: float = RoundsPolicy.wait_step
@@ -123,6 +125,8 @@ def schedule_rules(policy: MeasurePolicy, niceness: int | None) -> RoundsPolicy:
     measurement (they get what it leaves), so the CPU time they use is recorded in each sample
     but does not touch it, nor end re-measurement; a slowdown they still cause (memory
     bandwidth, caches) shows in the references (drift, waiting) and the outlier rule as before.
+    Programs on the cores *beside* the measurement's (``beside_max``) are not kept away by any
+    priority, so that rule stays.
     """
     rules = policy.rounds_policy()
     return replace(rules, interference_max=math.inf) if niceness is not None else rules
@@ -131,9 +135,9 @@ def schedule_rules(policy: MeasurePolicy, niceness: int | None) -> RoundsPolicy:
 ROUND_FIELDS = ("q1_ms", "q3_ms", "p90_ms", "min_ms", "repeats", "run_seconds")
 
 
-def round_sample(timing: Timing, interference: float) -> Sample:
+def round_sample(timing: Timing, load: Load) -> Sample:
     """A timed round as the scheduler's :class:`~hwnas.profiling.rounds.Sample`."""
-    return Sample(timing.median_ms, interference, {k: getattr(timing, k) for k in ROUND_FIELDS})
+    return Sample(timing.median_ms, load.ours, load.beside, {k: getattr(timing, k) for k in ROUND_FIELDS})
 
 
 class ReferenceSessions:
@@ -201,14 +205,16 @@ def noise_block_keys(keys: list[str], k: int) -> list[str]:
 
 class CpuMeter:
     """CPU used by other processes (in cores) over a window: the busy CPU time of ``cores``
-    (the cores this process is pinned to; None: all) minus this process's, per wall second.
-    Windows shorter than ``min_window`` seconds are widened back in time (the clock-tick
-    resolution of CPU times makes them unreliable)."""
+    (the cores this process is pinned to; None: all) minus this process's, per wall second
+    (:meth:`others`), and the busy CPU time of the machine's other cores (:meth:`beside`; 0 when
+    the process uses all of them). Windows shorter than ``min_window`` seconds are widened back
+    in time (the clock-tick resolution of CPU times makes them unreliable)."""
 
     def __init__(self, cores: list[int] | None = None, min_window: float = 0.3):
         self.cores = cores
         self.min_window = min_window
-        self.marks: list[tuple[float, float, float]] = []  # (wall, machine busy s, own s)
+        # (wall, busy s of our cores, own s, busy s of all cores)
+        self.marks: list[tuple[float, float, float, float]] = []
         self.process = psutil.Process()
 
     def mark(self) -> None:
@@ -217,33 +223,46 @@ class CpuMeter:
         if len(self.marks) > 64:
             del self.marks[:32]
 
-    def _now(self) -> tuple[float, float, float]:
-        if self.cores is None:
-            per_core = [psutil.cpu_times()]
-        else:
-            every = psutil.cpu_times(percpu=True)
-            per_core = [every[c] for c in self.cores if c < len(every)]
-        busy = sum(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
-                   - getattr(t, "guest_nice", 0.0) for t in per_core)
-        own = self.process.cpu_times()
-        return time.monotonic(), busy, own.user + own.system
+    def _now(self) -> tuple[float, float, float, float]:
+        every = psutil.cpu_times(percpu=True)
+        ours = every if self.cores is None else [every[c] for c in self.cores if c < len(every)]
 
-    def others(self) -> float:
-        """Cores used by other processes since the last :meth:`mark` (or earlier, see above)."""
+        def busy(times: list) -> float:
+            return sum(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
+                       - getattr(t, "guest_nice", 0.0) for t in times)
+
+        own = self.process.cpu_times()
+        return time.monotonic(), busy(ours), own.user + own.system, busy(every)
+
+    def _window(self) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
         now = self._now()
         start = next((m for m in reversed(self.marks) if now[0] - m[0] >= self.min_window),
                      self.marks[0] if self.marks else now)
+        return start, now
+
+    @staticmethod
+    def _load(start: tuple[float, float, float, float], now: tuple[float, float, float, float]) -> Load:
         wall = now[0] - start[0]
         if wall <= 0:
-            return 0.0
-        return max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / wall)
+            return Load(0.0, 0.0)
+        ours, own, every = now[1] - start[1], now[2] - start[2], now[3] - start[3]
+        return Load(max(0.0, (ours - own) / wall), max(0.0, (every - ours) / wall))
 
-    def probe(self, seconds: float = 0.5) -> float:
-        """Cores other processes use now, over ``seconds`` of this process sleeping."""
+    def others(self) -> float:
+        """Cores used by other processes on our cores since the last :meth:`mark` (or earlier,
+        see above)."""
+        return self._load(*self._window()).ours
+
+    def load(self) -> Load:
+        """Cores used by other processes since the last :meth:`mark`: on our cores and beside them."""
+        return self._load(*self._window())
+
+    def probe(self, seconds: float = 0.5) -> Load:
+        """The :class:`~hwnas.profiling.rounds.Load` of other processes now, over ``seconds`` of
+        this process sleeping."""
         start = self._now()
         time.sleep(seconds)
-        now = self._now()
-        return max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / (now[0] - start[0]))
+        return self._load(start, self._now())
 
 
 ProgressFn = Callable[[str, str], None]  # (stage, key) after each item measured
@@ -479,7 +498,7 @@ class Profiler:
             path, feeds = self._model(item)
             self._meter.mark()
             timing = self._time(path, feeds, stage)
-            interference = self._meter.others()
+            load = self._meter.load()
         except (KeyboardInterrupt, InputError):
             raise
         except Exception as exc:  # a block that fails to export or run: report, carry on
@@ -489,7 +508,7 @@ class Profiler:
             return None
         if self._progress:
             self._progress(stage, key)
-        return round_sample(timing, interference)
+        return round_sample(timing, load)
 
     def _reference_timer(self, item: str) -> Sample | None:
         """A reference block timed for :data:`REFERENCE_SECONDS` in a session kept open for the
@@ -501,7 +520,7 @@ class Profiler:
             session = self._references.open(item, path, feeds)
             self._meter.mark()
             timing = self._references.time(session, feeds)
-            interference = self._meter.others()
+            load = self._meter.load()
         except (KeyboardInterrupt, InputError):
             raise
         except Exception:  # noqa: BLE001 - a reference that cannot run is dropped by the scheduler
@@ -509,7 +528,7 @@ class Profiler:
         self._stats["ort_run_seconds"] += timing.run_seconds
         if self._progress:
             self._progress(stage, key)
-        return Sample(timing.median_ms, interference)
+        return Sample(timing.median_ms, load.ours, load.beside)
 
     def _model(self, item: str) -> tuple[Path, dict[str, np.ndarray]]:
         """The item's model file (exported once per run, INT8-quantized for ``int8``) and feeds."""
@@ -630,7 +649,7 @@ def time_models(
             session = make_session(model, ep, threads)
             meter.mark()
             timing = policy.time_round(session, feeds, policy.calibration_min_seconds)
-            return round_sample(timing, meter.others())
+            return round_sample(timing, meter.load())
 
         # The first model, in a session kept open, is the reference: timed before every round as
         # the profiler times its reference blocks, so slow spells are seen and waited out in the
@@ -641,7 +660,9 @@ def time_models(
             model, feeds = models[name]
             session = references.open(name, model, feeds)
             meter.mark()
-            return Sample(references.time(session, feeds).median_ms, meter.others())
+            timing = references.time(session, feeds)
+            load = meter.load()
+            return Sample(timing.median_ms, load.ours, load.beside)
 
         names = list(models)
         state = Scheduler(names, names[:1], one_round, rounds_policy, seed=seed, reference_timer=reference,

@@ -8,9 +8,17 @@ different items in different rounds instead of on one item's whole measurement. 
 change of the machine's speed over time (drift) is seen while it happens.
 
 A *sample* is one round of one item: the median of that round's timed runs (ms), with the CPU
-that other processes used meanwhile (``interference``, in cores). A sample is **touched** when
+that other processes used meanwhile on the measurement's cores (``interference``, in cores) and
+on the machine's other cores (``beside``, in cores). A sample is **touched** when
 
-* ``interference``: other processes used more than ``interference_max`` cores during it;
+* ``interference``: other processes used more than ``interference_max`` cores of the
+  measurement's cores during it;
+* ``beside``: other processes used more than ``beside_max`` cores *beside* the measurement's
+  (when it is pinned to fewer cores than the machine has) — they do not take its cores, but they
+  share its caches and memory bandwidth, which no priority keeps away: on this project's 2-core
+  VM a numpy copy loop on the other core slowed a 1-thread 112×112 MobileNetV3 block by 1.23x (a
+  CPU-bound loop: 1.01x; ``tools/bench_session_noise.py neighbour``), while the slowdown is the
+  same all through the run, so neither the references nor the outlier rule can see it;
 * ``drift``: the references measured just before and after it both ran more than ``drift_rel``
   slower than their quiet level (the lower quartile of their measurements), or one did and the
   sample is itself more than ``drift_rel`` slower than its item's fastest (see :func:`classify`);
@@ -30,7 +38,8 @@ a reference is back at its quiet level. Touched
 samples are re-measured in up to ``max_passes`` further passes (shuffled, references
 interleaved), until every item has ``rounds`` clean samples; a pass where most re-measurements
 are touched again, or a ``probe`` that finds other processes still using more than
-``interference_max`` cores before a pass, ends re-measurement early (the load is persistent:
+``interference_max`` cores (or more than ``beside_max`` beside them) before a pass, ends
+re-measurement early (the load is persistent:
 measuring again would cost a whole profile and be touched again).
 
 **The statistic the predictor is fitted on** is the item's ``median_ms``: the median of its clean
@@ -44,7 +53,8 @@ disturbed of what could be had) and the profile is marked noisy.
 The state is a JSON-able dict (saved in the profile while it is being measured), so an
 interrupted run resumes without measuring again what it has: ``{"samples": {item: [sample]},
 "references": [ref], "seq": n, "passes_done": k}``; a sample is ``{"ms", "interference",
-"seq", "round", "pass", "status"}`` (status None until its pass is classified, then "clean" or
+"beside", "seq", "round", "pass", "status"}`` (``beside`` is absent from states saved before it
+was metered, and read as 0) (status None until its pass is classified, then "clean" or
 the reason it was touched).
 """
 
@@ -54,7 +64,7 @@ import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -68,7 +78,11 @@ class RoundsPolicy:
         reference_every: measure one reference item after this many samples.
         outlier_rel: a sample this much slower than its item's typical level (median) is an outlier (0.20: 20%).
         drift_rel: a reference this much slower than its quiet level marks its neighbours drifted.
-        interference_max: other processes using more cores than this during a sample touch it.
+        interference_max: other processes using more cores than this of the measurement's cores
+            during a sample touch it.
+        beside_max: other processes using more cores than this on the cores beside the
+            measurement's during a sample touch it (0.5: half a core, e.g. one program that is
+            busy half the time; background daemons use far less).
         max_passes: re-measurement passes at most.
         wait_seconds: when a reference says the machine is in a slow spell (slower than its
             quiet level by more than ``drift_rel``) before a sample, wait up to this long (in steps
@@ -81,6 +95,7 @@ class RoundsPolicy:
     outlier_rel: float = 0.20
     drift_rel: float = 0.25
     interference_max: float = 0.30
+    beside_max: float = 0.50
     max_passes: int = 3
     wait_seconds: float = 3.0
     wait_step: float = 0.25
@@ -89,12 +104,21 @@ class RoundsPolicy:
 @dataclass(frozen=True)
 class Sample:
     """What a timer returns for one round of one item: ``ms`` (the round's median, ms),
-    ``interference`` (cores other processes used meanwhile) and ``extra`` (stored as is,
-    e.g. the round's quantiles)."""
+    ``interference`` (cores other processes used meanwhile on the measurement's cores),
+    ``beside`` (cores they used on the machine's other cores) and ``extra`` (stored as is, e.g.
+    the round's quantiles)."""
 
     ms: float
     interference: float = 0.0
+    beside: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Load(NamedTuple):
+    """Cores other processes use: on the measurement's cores (``ours``) and beside them."""
+
+    ours: float
+    beside: float = 0.0
 
 
 #: ``timer(item) -> Sample``, or None when the item failed (it is then measured no more).
@@ -123,8 +147,8 @@ class Scheduler:
         seed: seed of the shuffled orders.
         state: a state to resume (:func:`new_state` for a new run); updated in place.
         on_sample: called with (item, is_reference) after each measurement, e.g. to save.
-        probe: returns the cores other processes use right now (checked before each
-            re-measurement pass); None: not checked.
+        probe: returns the :class:`Load` other processes put on the machine right now
+            (checked before each re-measurement pass); None: not checked.
         reference_timer: measures a reference (default ``timer``); a cheap one (an open
             session, a few ms of runs) lets references be measured before every sample.
         sleep: ``sleep(seconds)``, used to wait out a slow spell (see
@@ -164,7 +188,7 @@ class Scheduler:
             self.references = [r for r in self.references if r != key]
             return None
         record = {"item": key, "ms": float(sample.ms), "interference": float(sample.interference),
-                  "seq": self._next_seq()}
+                  "beside": float(sample.beside), "seq": self._next_seq()}
         refs.append(record)
         self.on_sample(key, True)
         return record
@@ -174,7 +198,8 @@ class Scheduler:
         that reference's quiet level so far, :func:`quiet_level`, by more than ``drift_rel``)."""
         quiet = quiet_level([r["ms"] for r in self.state["references"] if r["item"] == record["item"]])
         return (record["ms"] > quiet * (1 + self.policy.drift_rel)
-                or record["interference"] > self.policy.interference_max)
+                or record["interference"] > self.policy.interference_max
+                or record.get("beside", 0.0) > self.policy.beside_max)
 
     def _wait_out_slow_spell(self, record: dict[str, Any] | None) -> None:
         """While the last reference says the machine is slow, wait and measure it again, up to
@@ -215,7 +240,8 @@ class Scheduler:
             self.failed.add(item)
             return
         self.state["samples"].setdefault(item, []).append({
-            "ms": float(sample.ms), "interference": float(sample.interference), "seq": self._next_seq(),
+            "ms": float(sample.ms), "interference": float(sample.interference), "beside": float(sample.beside),
+            "seq": self._next_seq(),
             "round": round_, "pass": pass_, "status": None, **sample.extra})
         self.on_sample(item, False)
 
@@ -246,9 +272,10 @@ class Scheduler:
                 break
             if self.probe is not None and not any(s["pass"] == pass_ for i in wanted
                                                   for s in self.state["samples"].get(i, [])):
-                busy = float(self.probe())
-                if busy > self.policy.interference_max:
-                    self.state["stopped"] = f"other processes used {busy:.2f} cores before pass {pass_}"
+                load = self.probe()
+                if load.ours > self.policy.interference_max or load.beside > self.policy.beside_max:
+                    self.state["stopped"] = (f"other processes used {load.ours:.2f} cores (and {load.beside:.2f} "
+                                             f"beside the measurement's) before pass {pass_}")
                     break
             for slot in range(max(wanted.values())):
                 for item in order(sorted(wanted), self.seed, slot, pass_):
@@ -317,8 +344,8 @@ def neighbour_drifts(seq: int, ref_seqs: list[int], drifts: list[float]) -> list
 
 
 def classify(state: dict[str, Any], policy: RoundsPolicy) -> None:
-    """Give every unclassified or clean sample its status ("clean", "interference", "drift" or
-    "outlier"); touched samples stay touched. Clean ones are checked again because a later round
+    """Give every unclassified or clean sample its status ("clean", "interference", "beside",
+    "drift" or "outlier"); touched samples stay touched. Clean ones are checked again because a later round
     may be faster than every earlier one (the earlier rounds were all slowed) or a later reference
     may show a slow spell around them; the status is a function of the state, so a resumed run
     classifies the same.
@@ -340,6 +367,8 @@ def classify(state: dict[str, Any], policy: RoundsPolicy) -> None:
             slowed = [d > policy.drift_rel for d in neighbour_drifts(s["seq"], ref_seqs, drifts)]
             if s["interference"] > policy.interference_max:
                 s["status"] = "interference"
+            elif s.get("beside", 0.0) > policy.beside_max:
+                s["status"] = "beside"
             elif (slowed and all(slowed)) or (any(slowed) and s["ms"] > fastest * (1 + policy.drift_rel)):
                 s["status"] = "drift"
             elif s["ms"] > typical * (1 + policy.outlier_rel):
@@ -380,7 +409,8 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
 
     ``noisy`` (some item has no clean majority), ``unclean_items`` (their ids, at most 20) and
     ``unclean_count``, ``items``, ``samples``, ``touched`` (by reason), ``remeasured`` (samples
-    of passes after the first), ``interference_cores`` (median / max over all samples),
+    of passes after the first), ``interference_cores`` and ``beside_cores`` (median / max over
+    all samples and references),
     ``reference_drift_max`` (largest slowdown of a reference against its fastest), and
     ``round_spread_median`` / ``round_spread_max`` ((max - min) / median of all the samples of
     each item: how far apart its rounds were), ``waited_seconds`` (slow spells waited out) and
@@ -394,6 +424,7 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
         if s["status"] not in (None, "clean"):
             reasons[s["status"]] = reasons.get(s["status"], 0) + 1
     interference = [s["interference"] for s in all_samples] + [r["interference"] for r in state["references"]]
+    beside = [s.get("beside", 0.0) for s in all_samples] + [r.get("beside", 0.0) for r in state["references"]]
     base = reference_baselines(state)
     drifts = [r["ms"] / base[r["item"]] - 1 for r in state["references"] if base.get(r["item"])]
     spreads = []
@@ -412,6 +443,8 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
         "references": len(state["references"]),
         "interference_cores": {"median": float(np.median(interference)) if interference else 0.0,
                                "max": float(max(interference)) if interference else 0.0},
+        "beside_cores": {"median": float(np.median(beside)) if beside else 0.0,
+                         "max": float(max(beside)) if beside else 0.0},
         "reference_drift_max": float(max(drifts)) if drifts else 0.0,
         "round_spread_median": float(np.median(spreads)) if spreads else 0.0,
         "round_spread_max": float(max(spreads)) if spreads else 0.0,
@@ -423,9 +456,13 @@ def noise_report(state: dict[str, Any], items: Sequence[str], policy: RoundsPoli
 def describe_noise(noise: dict[str, Any]) -> str:
     """One line saying how noisy a noisy profile is (for the warning)."""
     touched = ", ".join(f"{n} {reason}" for reason, n in sorted(noise.get("touched", {}).items())) or "none"
+    beside = noise.get("beside_cores", {})
+    beside_text = (f"; other processes on the cores beside the profiler's (sharing its caches and memory "
+                   f"bandwidth) used up to {beside.get('max', 0):.2f} cores, median {beside.get('median', 0):.2f}"
+                   if beside.get("max", 0) > 0 else "")
     return (f"{noise.get('unclean_count', '?')} of {noise.get('items', '?')} items have no clean measurement "
             f"(touched samples: {touched}; other processes used up to "
             f"{noise.get('interference_cores', {}).get('max', 0):.2f} cores, median "
-            f"{noise.get('interference_cores', {}).get('median', 0):.2f}; reference blocks drifted up to "
+            f"{noise.get('interference_cores', {}).get('median', 0):.2f}{beside_text}; reference blocks drifted up to "
             f"{noise.get('reference_drift_max', 0):.0%}; round-to-round spread median "
             f"{noise.get('round_spread_median', 0):.1%}, max {noise.get('round_spread_max', 0):.1%})")
