@@ -2,12 +2,17 @@
 
     python tools/bench_interference.py --space bert-mini --dir /tmp/interference --held-out 30 \
         --busy-core 1 --json-out tools/results/bench_interference_bert-mini.json
+    python tools/bench_interference.py --space mbv3 --dir /tmp/beside --threads 1 --busy-core 1 \
+        --load memory --json-out tools/results/bench_interference_mbv3_beside.json
 
 In one run, on this machine:
 
 1. a full profile of ``--space`` into ``DIR/quiet.json`` (no load added by this tool);
-2. a full profile into ``DIR/busy.json`` while a CPU-bound Python busy loop runs pinned on core
-   ``--busy-core`` for its whole length (started before, stopped after); with
+2. a full profile into ``DIR/busy.json`` while a background program runs pinned on core
+   ``--busy-core`` for its whole length (started before, stopped after): a CPU-bound Python busy
+   loop (``--load cpu``) or a memory-bound one, numpy copying 128 MB arrays (``--load memory``);
+   with ``--threads 1`` the profiler measures on the first core only, so a program on core 1
+   runs *beside* it (sharing caches and memory bandwidth) instead of on its cores; with
    ``--normal-priority-too`` a third one under the busy loop at normal priority
    (``DIR/busy-normal-priority.json``: the profiler without its raised priority, for comparison);
 3. ``--held-out`` sub-networks that neither calibration set holds, exported and timed after
@@ -36,7 +41,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_latency import metrics  # noqa: E402
 
-BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
+#: The background programs (``--load``), pinned on the core given as their argument.
+LOADS = {
+    "cpu": ("python busy loop (while True: pass)",
+            "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"),
+    "memory": ("python numpy copy loop over two 128 MB float64 arrays (memory-bound)",
+               "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nimport numpy as np\n"
+               "a = np.ones(16 * 2**20)\nb = np.empty_like(a)\nwhile True:\n    np.copyto(b, a)\n"),
+}
 
 
 def profile(supernet, path: Path, threads: int | None, niceness, policy=None) -> dict:
@@ -71,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, type=Path, help="where the profiles are written")
     parser.add_argument("--held-out", type=int, default=30)
     parser.add_argument("--busy-core", type=int, default=1, help="core the busy loop is pinned on")
+    parser.add_argument("--load", choices=sorted(LOADS), default="cpu",
+                        help="the background program: a CPU-bound or a memory-bound loop")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=4321)
     parser.add_argument("--normal-priority-too", action="store_true",
@@ -78,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                              "its raised priority), into DIR/busy-normal-priority.json")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
+    cores = sorted(os.sched_getaffinity(0))
+    if args.busy_core not in cores:
+        parser.error(f"--busy-core {args.busy_core} is not one of this process's cores {cores}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads} must be at least 1")
 
     from hwnas.profiling.profiler import MEASURE_NICENESS
 
@@ -105,15 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profiling without added load ({at}) …", file=sys.stderr, flush=True)
             summaries[name] = profile(supernet, args.dir / f"{name}.json", args.threads, niceness)
             continue
-        print(f"profiling with a busy loop on core {args.busy_core} ({at}) …", file=sys.stderr, flush=True)
-        busy_loop = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(args.busy_core)])
+        program, code = LOADS[args.load]
+        print(f"profiling with a {program} on core {args.busy_core} ({at}) …", file=sys.stderr, flush=True)
+        busy_loop = subprocess.Popen([sys.executable, "-c", code, str(args.busy_core)])
         try:
-            time.sleep(1.0)
+            time.sleep(1.5)  # started (numpy imported, arrays touched) before the profile
             summaries[name] = profile(supernet, args.dir / f"{name}.json", args.threads, niceness)
         finally:
             busy_loop.terminate()
             busy_loop.wait(timeout=10)
-        summaries[name]["busy_loop"] = {"core": args.busy_core, "program": "python busy loop (while True: pass)"}
+        summaries[name]["busy_loop"] = {"core": args.busy_core, "program": program, "load": args.load}
         summaries[name]["niceness_asked"] = niceness
 
     profiles = {name: load_profile(args.dir / f"{name}.json", space=args.space) for name, _, _ in runs}
@@ -157,11 +177,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown_table(result: dict) -> str:
-    rows = ["| profile | made in | marked noisy | within ±5% | within ±10% | RMSPE | mean error | Spearman ρ |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| profile | made in | marked noisy | touched | others on its cores / beside (median cores) | "
+            "within ±5% | within ±10% | RMSPE | mean error | Spearman ρ |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name in result["profiles"]:
         p, m = result["profiles"][name], result["predictors"][name]
-        rows.append(f"| {name} | {p['seconds']:.0f} s | {p['noisy']} | {m['within_5pct']:.0%} | "
+        noise = p["noise"] or {}
+        touched = ", ".join(f"{n} {why}" for why, n in sorted(noise.get("touched", {}).items())) or "none"
+        load = (f"{noise.get('interference_cores', {}).get('median', 0):.2f} / "
+                f"{noise.get('beside_cores', {}).get('median', 0):.2f}")
+        rows.append(f"| {name} | {p['seconds']:.0f} s | {p['noisy']} | {touched} | {load} | {m['within_5pct']:.0%} | "
                     f"{m['within_10pct']:.0%} | {m['rmspe']:.1%} | {m['mean_rel_err']:+.1%} | {m['spearman']:.3f} |")
     return "\n".join(rows)
 
