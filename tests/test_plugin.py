@@ -103,7 +103,8 @@ def profile(tmp_path_factory) -> Path:
     from hwnas.profiling.profiler import MeasurePolicy
 
     path = tmp_path_factory.mktemp("profile") / "mlp.json"
-    quick = replace(MeasurePolicy.quick(), interference_max=64.0, max_passes=0, wait_seconds=0.0)
+    quick = replace(MeasurePolicy.quick(), interference_max=64.0, beside_max=64.0, max_passes=0,
+                    wait_seconds=0.0)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(MeasurePolicy, "quick", classmethod(lambda cls: quick))
         result = hwnas("profile", "--supernet", SPEC, "--space", "mlp-digits", "--ep", "cpu", "--quick",

@@ -31,7 +31,7 @@ from inprocess import hwnas as run_here  # noqa: E402 (tests/ is on sys.path und
 from test_deploy import write_profile  # noqa: E402
 
 TINY = MeasurePolicy(warmup=1, repeats=2, min_seconds=0.0, calibration_size=5, calibration_min_seconds=0.0,
-                     noise_blocks=2, rounds=2, max_passes=1, interference_max=64.0,
+                     noise_blocks=2, rounds=2, max_passes=1, interference_max=64.0, beside_max=64.0,
                      warmup_seconds=0.0, wait_seconds=0.0)
 SHAPE = {"batch": 1, "seq_len": 8}
 OPENVINO = "OpenVINOExecutionProvider" in ort.get_available_providers()
@@ -177,7 +177,8 @@ def test_noisy_profile_is_warned_about_by_predict_search_and_export(tmp_path, be
 def test_profile_cli_int8_quick_records_precision(tmp_path, monkeypatch):
     # --quick with the interference threshold out of reach and no re-measurement passes (as TINY):
     # this checks what is recorded, and a loaded machine made it re-measure for a minute.
-    quick = dataclasses.replace(MeasurePolicy.quick(), interference_max=64.0, max_passes=0, wait_seconds=0.0)
+    quick = dataclasses.replace(MeasurePolicy.quick(), interference_max=64.0, beside_max=64.0, max_passes=0,
+                                wait_seconds=0.0)
     monkeypatch.setattr(MeasurePolicy, "quick", classmethod(lambda cls: quick))
     out = tmp_path / "p.json"
     done = run_here("profile", "--space", "bert-mini", "--precision", "int8", "--quick", "--threads", "1",

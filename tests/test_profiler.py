@@ -25,7 +25,7 @@ from hwnas.supernets.bert import BERT_MINI
 # tests check (tests/test_rounds.py does, on a fake timer): the meter's threshold is out of reach.
 TINY = MeasurePolicy(warmup=1, repeats=2, min_seconds=0.0, calibration_size=5,
                      calibration_min_seconds=0.0, noise_blocks=2, rounds=2, max_passes=1, interference_max=64.0,
-                     warmup_seconds=0.0, wait_seconds=0.0)
+                     beside_max=64.0, warmup_seconds=0.0, wait_seconds=0.0)
 SHAPE = {"batch": 1, "seq_len": 8}
 
 
@@ -162,7 +162,8 @@ def test_failed_block_is_reported_by_key_and_the_rest_measured(tmp_path, monkeyp
     monkeypatch.delitem(sys.modules, "failing_plugin", raising=False)
     # --quick as it is, but with the interference threshold out of reach and no re-measurement
     # passes (as TINY): on a loaded machine they made this bookkeeping test take minutes.
-    quick = dataclasses.replace(MeasurePolicy.quick(), interference_max=64.0, max_passes=0, wait_seconds=0.0)
+    quick = dataclasses.replace(MeasurePolicy.quick(), interference_max=64.0, beside_max=64.0, max_passes=0,
+                                wait_seconds=0.0)
     monkeypatch.setattr(MeasurePolicy, "quick", classmethod(lambda cls: quick))
     out = tmp_path / "p.json"
     done = hwnas("profile", "--supernet", "failing_plugin:make", "--space", "bert-mini", "--ep", "cpu",

@@ -225,3 +225,36 @@ def test_cpu_meter_tells_programs_on_our_cores_from_programs_beside_them():
     assert load.beside > 0.7 and load.ours < 0.3, load
     assert probed.beside > 0.7 and probed.ours < 0.3, probed
     assert CpuMeter(None).probe(0.3).beside == 0.0  # metering every core leaves nothing beside
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores: one measured, one beside it")
+def test_cpu_meter_does_not_count_this_processs_own_threads_beside_as_another_program():
+    import threading
+    import time
+
+    from hwnas.profiling.profiler import CpuMeter
+    from hwnas.profiling.timing import pinned
+
+    # A thread of this process busy on the core beside (as PyTorch's pool, started before the
+    # profiler pinned the process, exports there): not another program.
+    allowed = sorted(os.sched_getaffinity(0))
+    stop = threading.Event()
+
+    def spin() -> None:
+        os.sched_setaffinity(0, {allowed[1]})  # 0: the calling thread
+        while not stop.is_set():
+            pass
+
+    with pinned(1) as cores:
+        thread = threading.Thread(target=spin)
+        thread.start()
+        try:
+            time.sleep(0.3)
+            meter = CpuMeter(cores)
+            meter.mark()
+            time.sleep(0.6)
+            load = meter.load()
+        finally:
+            stop.set()
+            thread.join()
+    assert load.beside < 0.3, load

@@ -206,15 +206,16 @@ def noise_block_keys(keys: list[str], k: int) -> list[str]:
 class CpuMeter:
     """CPU used by other processes (in cores) over a window: the busy CPU time of ``cores``
     (the cores this process is pinned to; None: all) minus this process's, per wall second
-    (:meth:`others`), and the busy CPU time of the machine's other cores (:meth:`beside`; 0 when
-    the process uses all of them). Windows shorter than ``min_window`` seconds are widened back
-    in time (the clock-tick resolution of CPU times makes them unreliable)."""
+    (:meth:`others`), and the busy CPU time of the machine's other cores less what this process's
+    threads that may run there used (:meth:`load`'s ``beside``; 0 when the process uses all
+    cores). Windows shorter than ``min_window`` seconds are widened back in time (the
+    clock-tick resolution of CPU times makes them unreliable)."""
 
     def __init__(self, cores: list[int] | None = None, min_window: float = 0.3):
         self.cores = cores
         self.min_window = min_window
-        # (wall, busy s of our cores, own s, busy s of all cores)
-        self.marks: list[tuple[float, float, float, float]] = []
+        # (wall, busy s of our cores, own s, busy s of all cores, own s of threads not held to our cores)
+        self.marks: list[tuple[float, float, float, float, float]] = []
         self.process = psutil.Process()
 
     def mark(self) -> None:
@@ -223,7 +224,7 @@ class CpuMeter:
         if len(self.marks) > 64:
             del self.marks[:32]
 
-    def _now(self) -> tuple[float, float, float, float]:
+    def _now(self) -> tuple[float, float, float, float, float]:
         every = psutil.cpu_times(percpu=True)
         ours = every if self.cores is None else [every[c] for c in self.cores if c < len(every)]
 
@@ -232,21 +233,41 @@ class CpuMeter:
                        - getattr(t, "guest_nice", 0.0) for t in times)
 
         own = self.process.cpu_times()
-        return time.monotonic(), busy(ours), own.user + own.system, busy(every)
+        return time.monotonic(), busy(ours), own.user + own.system, busy(every), self._own_beside()
 
-    def _window(self) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+    def _own_beside(self) -> float:
+        """CPU seconds of this process's threads that may run beside our cores: threads started
+        before the process was pinned (e.g. PyTorch's pool, exporting) keep their old affinity,
+        and their CPU time there is ours, not another program's."""
+        if self.cores is None:
+            return 0.0
+        ours, total = set(self.cores), 0.0
+        try:
+            threads = self.process.threads()
+        except psutil.Error:
+            return 0.0
+        for thread in threads:
+            try:
+                if not set(os.sched_getaffinity(thread.id)) <= ours:
+                    total += thread.user_time + thread.system_time
+            except OSError:  # the thread has ended
+                continue
+        return total
+
+    def _window(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         now = self._now()
         start = next((m for m in reversed(self.marks) if now[0] - m[0] >= self.min_window),
                      self.marks[0] if self.marks else now)
         return start, now
 
     @staticmethod
-    def _load(start: tuple[float, float, float, float], now: tuple[float, float, float, float]) -> Load:
+    def _load(start: tuple[float, ...], now: tuple[float, ...]) -> Load:
         wall = now[0] - start[0]
         if wall <= 0:
             return Load(0.0, 0.0)
         ours, own, every = now[1] - start[1], now[2] - start[2], now[3] - start[3]
-        return Load(max(0.0, (ours - own) / wall), max(0.0, (every - ours) / wall))
+        own_beside = max(0.0, now[4] - start[4])  # threads that ended take their time with them
+        return Load(max(0.0, (ours - own) / wall), max(0.0, (every - ours - own_beside) / wall))
 
     def others(self) -> float:
         """Cores used by other processes on our cores since the last :meth:`mark` (or earlier,
