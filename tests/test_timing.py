@@ -195,66 +195,74 @@ def test_raised_priority_lets_the_blocks_own_errors_through():
         assert os.getpriority(os.PRIO_PROCESS, 0) == before
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores: one measured, one beside it")
-def test_cpu_meter_tells_programs_on_our_cores_from_programs_beside_them():
-    import subprocess
-    import sys
+TWO_CORES = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores: one measured, one beside it")
+
+
+def _meter_beside(start_busy, stop_busy):
+    """Pinned to the first core, with ``start_busy(core)`` keeping the next core busy: the
+    CPU meter's load over 0.6 s, and its probe over 0.4 s."""
     import time
 
     from hwnas.profiling.profiler import CpuMeter
     from hwnas.profiling.timing import pinned
 
-    # A real busy loop pinned on the core beside ours: the meter of our core must not count it
-    # (it takes none of our CPU), the meter beside must (about one core).
     allowed = sorted(os.sched_getaffinity(0))
     with pinned(1) as cores:
         assert cores == allowed[:1]
-        beside = allowed[1]
-        loop = subprocess.Popen([sys.executable, "-c",
-                                 f"import os\nos.sched_setaffinity(0, {{{beside}}})\nwhile True:\n    pass\n"])
+        start_busy(allowed[1])
         try:
-            time.sleep(0.5)
+            time.sleep(0.4)
             meter = CpuMeter(cores)
             meter.mark()
             time.sleep(0.6)
-            load = meter.load()
-            probed = meter.probe(0.4)
+            return meter.load(), meter.probe(0.4)
         finally:
-            loop.terminate()
-            loop.wait()
+            stop_busy()
+
+
+@TWO_CORES
+def test_cpu_meter_tells_programs_on_our_cores_from_programs_beside_them():
+    import subprocess
+    import sys
+
+    from hwnas.profiling.profiler import CpuMeter
+
+    # A real busy loop pinned on the core beside ours: the meter of our core must not count it
+    # (it takes none of our CPU), the meter beside must (about one core).
+    loops = []
+    load, probed = _meter_beside(
+        lambda core: loops.append(subprocess.Popen(
+            [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True:\n    pass\n"])),
+        lambda: [(loop.terminate(), loop.wait()) for loop in loops])
     assert load.beside > 0.7 and load.ours < 0.3, load
     assert probed.beside > 0.7 and probed.ours < 0.3, probed
     assert CpuMeter(None).probe(0.3).beside == 0.0  # metering every core leaves nothing beside
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores: one measured, one beside it")
+@TWO_CORES
 def test_cpu_meter_does_not_count_this_processs_own_threads_beside_as_another_program():
     import threading
-    import time
-
-    from hwnas.profiling.profiler import CpuMeter
-    from hwnas.profiling.timing import pinned
 
     # A thread of this process busy on the core beside (as PyTorch's pool, started before the
     # profiler pinned the process, exports there): not another program.
-    allowed = sorted(os.sched_getaffinity(0))
     stop = threading.Event()
 
-    def spin() -> None:
-        os.sched_setaffinity(0, {allowed[1]})  # 0: the calling thread
+    def spin(core: int) -> None:
+        os.sched_setaffinity(0, {core})  # 0: the calling thread
+        a = np.ones(2**20)
+        b = np.empty_like(a)
         while not stop.is_set():
-            pass
+            np.copyto(b, a)  # without the GIL, as PyTorch's threads work
 
-    with pinned(1) as cores:
-        thread = threading.Thread(target=spin)
-        thread.start()
-        try:
-            time.sleep(0.3)
-            meter = CpuMeter(cores)
-            meter.mark()
-            time.sleep(0.6)
-            load = meter.load()
-        finally:
-            stop.set()
-            thread.join()
+    threads = []
+
+    def start(core: int) -> None:
+        threads.append(threading.Thread(target=spin, args=(core,)))
+        threads[0].start()
+
+    def end() -> None:
+        stop.set()
+        threads[0].join()
+
+    load, _ = _meter_beside(start, end)
     assert load.beside < 0.3, load
