@@ -189,3 +189,13 @@ def test_profile_cli_int8_quick_records_precision(tmp_path, monkeypatch):
     bad = run_here("profile", "--space", "bert-mini", "--precision", "int4", "--out", str(tmp_path / "q.json"))
     assert bad.returncode == 2 and "int4" in bad.stderr
     assert os.path.exists(out)
+
+
+def test_openvino_sessions_are_given_the_thread_count():
+    # OpenVINO ignores ONNX Runtime's intra_op_num_threads; without its own option a `--threads 1`
+    # profile would time OpenVINO on every core wherever the process cannot be pinned.
+    from hwnas.profiling.timing import providers_for
+
+    openvino = {"device_type": "CPU", "num_of_threads": "3"}
+    assert providers_for("openvino", 3) == [("OpenVINOExecutionProvider", openvino), ("CPUExecutionProvider", {})]
+    assert providers_for("cpu", 3) == [("CPUExecutionProvider", {})]
