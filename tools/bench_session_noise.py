@@ -43,10 +43,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hwnas.onnx_export import export_onnx_bytes  # noqa: E402
 from hwnas.profiling.timing import make_session, time_session  # noqa: E402
 from hwnas.supernets.registry import get_supernet  # noqa: E402
+
+from bench_interference import LOADS  # noqa: E402  (the background programs, one definition)
 
 
 def _block(key: str, space: str = "bert-mini"):
@@ -138,8 +141,7 @@ def _priority(args) -> int:
         return float(np.median(medians))
 
     def busy_loop() -> subprocess.Popen:
-        code = f"import os\nos.sched_setaffinity(0, {{{cores[-1]}}})\nwhile True:\n    pass\n"
-        loop = subprocess.Popen([sys.executable, "-c", code])
+        loop = subprocess.Popen([sys.executable, "-c", LOADS["cpu"][1], str(cores[-1])])
         time.sleep(0.5)
         return loop
 
@@ -164,11 +166,8 @@ def _priority(args) -> int:
     return 0
 
 
-NEIGHBOURS = {
-    "cpu loop": "while True:\n    pass\n",
-    "memory loop": "import numpy as np\na = np.ones(16 * 2**20)\nb = np.empty_like(a)\n"
-                   "while True:\n    np.copyto(b, a)\n",  # 2 x 128 MB of float64
-}
+#: The neighbours, by label: the background programs of ``bench_interference.py --load``.
+NEIGHBOURS = {"cpu loop": "cpu", "memory loop": "memory"}
 
 
 def _neighbour(args) -> int:
@@ -192,8 +191,8 @@ def _neighbour(args) -> int:
             for name in rng.permutation(list(medians)):
                 loop = None
                 if name != "quiet":
-                    code = f"import os\nos.sched_setaffinity(0, {{{beside}}})\n" + NEIGHBOURS[name]
-                    loop = subprocess.Popen([sys.executable, "-c", code])
+                    _, code = LOADS[NEIGHBOURS[name]]
+                    loop = subprocess.Popen([sys.executable, "-c", code, str(beside)])
                     time.sleep(1.0)  # numpy's import and the arrays' first touch
                 try:
                     medians[name].append(time_session(make_session(model, "cpu", args.threads), feeds, warmup=5,

@@ -204,11 +204,10 @@ def noise_block_keys(keys: list[str], k: int) -> list[str]:
 
 
 class CpuMeter:
-    """CPU used by other processes (in cores) over a window: the busy CPU time of ``cores``
-    (the cores this process is pinned to; None: all) minus this process's, per wall second
-    (:meth:`others`), and the busy CPU time of the machine's other cores less what this process's
-    threads that may run there used (:meth:`load`'s ``beside``; 0 when the process uses all
-    cores). Windows shorter than ``min_window`` seconds are widened back in time (the
+    """CPU used by other processes (in cores) over a window (:meth:`load`): on our cores, the
+    busy CPU time of ``cores`` (the cores this process is pinned to; None: all) minus this
+    process's, per wall second; beside them, the busy CPU time of the machine's other cores less
+    what this process's threads that may run there used (0 when the process uses all cores). Windows shorter than ``min_window`` seconds are widened back in time (the
     clock-tick resolution of CPU times makes them unreliable)."""
 
     def __init__(self, cores: list[int] | None = None, min_window: float = 0.3):
@@ -233,15 +232,14 @@ class CpuMeter:
                        - getattr(t, "guest_nice", 0.0) for t in times)
 
         own = self.process.cpu_times()
-        return time.monotonic(), busy(ours), own.user + own.system, busy(every), self._own_beside()
+        own_beside = self._own_beside() if len(ours) < len(every) else 0.0  # no cores beside: no scan
+        return time.monotonic(), busy(ours), own.user + own.system, busy(every), own_beside
 
     def _own_beside(self) -> float:
         """CPU seconds of this process's threads that may run beside our cores: threads started
         before the process was pinned (e.g. PyTorch's pool, exporting) keep their old affinity,
         and their CPU time there is ours, not another program's."""
-        if self.cores is None:
-            return 0.0
-        ours, total = set(self.cores), 0.0
+        ours, total = set(self.cores or ()), 0.0
         try:
             threads = self.process.threads()
         except psutil.Error:
@@ -269,13 +267,9 @@ class CpuMeter:
         own_beside = max(0.0, now[4] - start[4])  # threads that ended take their time with them
         return Load(max(0.0, (ours - own) / wall), max(0.0, (every - ours - own_beside) / wall))
 
-    def others(self) -> float:
-        """Cores used by other processes on our cores since the last :meth:`mark` (or earlier,
-        see above)."""
-        return self._load(*self._window()).ours
-
     def load(self) -> Load:
-        """Cores used by other processes since the last :meth:`mark`: on our cores and beside them."""
+        """Cores used by other processes since the last :meth:`mark` (or earlier, see above): on
+        our cores and beside them."""
         return self._load(*self._window())
 
     def probe(self, seconds: float = 0.5) -> Load:
