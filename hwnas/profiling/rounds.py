@@ -197,9 +197,7 @@ class Scheduler:
         """Whether a reference measurement says the machine is in a slow spell now (slower than
         that reference's quiet level so far, :func:`quiet_level`, by more than ``drift_rel``)."""
         quiet = quiet_level([r["ms"] for r in self.state["references"] if r["item"] == record["item"]])
-        return (record["ms"] > quiet * (1 + self.policy.drift_rel)
-                or record["interference"] > self.policy.interference_max
-                or record.get("beside", 0.0) > self.policy.beside_max)
+        return record["ms"] > quiet * (1 + self.policy.drift_rel) or load_reason(record, self.policy) is not None
 
     def _wait_out_slow_spell(self, record: dict[str, Any] | None) -> None:
         """While the last reference says the machine is slow, wait and measure it again, up to
@@ -343,6 +341,16 @@ def neighbour_drifts(seq: int, ref_seqs: list[int], drifts: list[float]) -> list
     return [drifts[j] for j in (i - 1, i) if 0 <= j < len(drifts)]
 
 
+def load_reason(record: dict[str, Any], policy: RoundsPolicy) -> str | None:
+    """``"interference"`` or ``"beside"`` when the CPU other processes used during a measurement
+    (a sample or reference record) touches it under ``policy``, else None."""
+    if record["interference"] > policy.interference_max:
+        return "interference"
+    if record.get("beside", 0.0) > policy.beside_max:  # absent from states saved before it was metered
+        return "beside"
+    return None
+
+
 def classify(state: dict[str, Any], policy: RoundsPolicy) -> None:
     """Give every unclassified or clean sample its status ("clean", "interference", "beside",
     "drift" or "outlier"); touched samples stay touched. Clean ones are checked again because a later round
@@ -365,10 +373,9 @@ def classify(state: dict[str, Any], policy: RoundsPolicy) -> None:
             if s["status"] not in (None, "clean"):
                 continue
             slowed = [d > policy.drift_rel for d in neighbour_drifts(s["seq"], ref_seqs, drifts)]
-            if s["interference"] > policy.interference_max:
-                s["status"] = "interference"
-            elif s.get("beside", 0.0) > policy.beside_max:
-                s["status"] = "beside"
+            loaded = load_reason(s, policy)
+            if loaded is not None:
+                s["status"] = loaded
             elif (slowed and all(slowed)) or (any(slowed) and s["ms"] > fastest * (1 + policy.drift_rel)):
                 s["status"] = "drift"
             elif s["ms"] > typical * (1 + policy.outlier_rel):
