@@ -22,7 +22,10 @@ In one run, on this machine:
    RMSPE, mean relative error (bias), Spearman ρ; and what each profile said about its own
    noise (``noisy``, touched rounds by reason, interference in cores, reference drift).
 
-``DIR`` must not hold any of the profiles (nothing is resumed). The machine's load average is
+``DIR`` must not hold any of the profiles (nothing is resumed). ``--summarize RESULT.json``
+prints a saved result's table and comparison again without measuring anything (the comparison:
+each loaded profile's predictions for the held-out models as a ratio to the quiet profile's,
+median and range). The machine's load average is
 recorded before and after each step: other programs move every number.
 """
 
@@ -80,7 +83,9 @@ def held_out_configs(space, profiles, n: int, seed: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="bert-mini")
-    parser.add_argument("--dir", required=True, type=Path, help="where the profiles are written")
+    parser.add_argument("--dir", type=Path, help="where the profiles are written")
+    parser.add_argument("--summarize", type=Path, default=None, metavar="RESULT",
+                        help="print a saved --json-out result's table and comparison; measure nothing")
     parser.add_argument("--held-out", type=int, default=30)
     parser.add_argument("--busy-core", type=int, default=1, help="core the busy loop is pinned on")
     parser.add_argument("--load", choices=sorted(LOADS), default="cpu",
@@ -92,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
                              "its raised priority), into DIR/busy-normal-priority.json")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.summarize is not None:
+        try:
+            saved = json.loads(args.summarize.read_text())
+        except (OSError, ValueError) as error:
+            parser.error(f"cannot read result {args.summarize}: {error}")
+        print_summary(saved)
+        return 0
+    if args.dir is None:
+        parser.error("--dir is required (or --summarize RESULT)")
     cores = sorted(os.sched_getaffinity(0))
     if args.busy_core not in cores:
         parser.error(f"--busy-core {args.busy_core} is not one of this process's cores {cores}")
@@ -172,8 +186,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         args.json_out.write_text(text + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
-    print(markdown_table(result))
+    print_summary(result)
     return 0
+
+
+def predictions_vs_quiet(result: dict) -> dict[str, dict[str, float]]:
+    """Each loaded profile's predictions for the held-out models as a ratio to the quiet
+    profile's: median, min and max over the models."""
+    out = {}
+    for name in result["profiles"]:
+        if name == "quiet":
+            continue
+        ratios = np.array([row[name] / row["quiet"] for row in result["rows"]])
+        out[name] = {"median": float(np.median(ratios)), "min": float(ratios.min()), "max": float(ratios.max())}
+    return out
+
+
+def print_summary(result: dict) -> None:
+    """The markdown table and the predictions' ratio to the quiet profile's."""
+    print(markdown_table(result))
+    for name, r in predictions_vs_quiet(result).items():
+        print(f"{name}: predictions / quiet profile's, over the held-out models: median {r['median']:.3f} "
+              f"(range {r['min']:.3f}-{r['max']:.3f})")
 
 
 def markdown_table(result: dict) -> str:
